@@ -1,1 +1,17 @@
-//! placeholder
+//! crmsync keeps a CRM's calendar and contacts in sync with Google, Microsoft 365 and
+//! CalDAV/CardDAV: no duplicates, no lost edits, every field synced in the direction the
+//! CRM chose.
+//!
+//! This facade re-exports the parts: [`core`] (model, policy, store and state traits,
+//! engine), [`memory`] (in-memory stores and state, fault injection) and, with the
+//! `sqlite` feature (on by default), [`sqlite`] (the embedded state). Provider crates are
+//! added as features when they land.
+//!
+//! Start with [`engine::Syncer`]; `cargo run --example quickstart` runs a whole sync in
+//! memory, no account needed.
+
+pub use crmsync_core as core;
+pub use crmsync_core::*;
+pub use crmsync_memory as memory;
+#[cfg(feature = "sqlite")]
+pub use crmsync_sqlite as sqlite;

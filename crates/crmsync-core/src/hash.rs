@@ -144,6 +144,8 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
+            '\u{8}' => out.extend_from_slice(b"\\b"),
+            '\u{c}' => out.extend_from_slice(b"\\f"),
             c if (c as u32) < 0x20 => {
                 out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
             }
@@ -169,6 +171,17 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"a":[true,null,"x\n"],"b":1}"#
         );
+    }
+
+    /// Bug: backspace and form feed were written as `\u0008` and `\u000c` where serde_json
+    /// writes `\b` and `\f`, so the canonical bytes were not serde_json's as documented.
+    #[test]
+    fn canonical_json_escapes_strings_as_serde_json() {
+        let s: String = (0u32..0x80).filter_map(char::from_u32).collect::<String>() + "é\u{2028}😀";
+        let value = json!([s, {"\u{8}key\u{c}": [1, -2, 1.5]}]);
+        let mut out = Vec::new();
+        canonical_json(&value, &mut out);
+        assert_eq!(out, serde_json::to_vec(&value).unwrap());
     }
 
     /// Hashes are persisted: this golden value must never change.

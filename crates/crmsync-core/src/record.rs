@@ -123,6 +123,14 @@ pub trait Record:
         None
     }
 
+    /// The time span of a record in canonical form (a baseline), as
+    /// [`time_span`](Record::time_span) would give it. Used to tell a linked record that
+    /// left the window from one that was deleted. `None`: not bound to time.
+    fn canonical_time_span(canonical: &CanonicalRecord) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let _ = canonical;
+        None
+    }
+
     /// A key identifying the same real-world thing on both sides before they are linked
     /// (an e-mail for a contact; an iCalUID, or title and start, for an event), used by the
     /// optional first-sync matching. `None`: the record cannot be matched.
@@ -133,6 +141,18 @@ pub trait Record:
     /// Whether the record is part of a recurring series (a master or an instance).
     fn is_recurring(&self) -> bool {
         false
+    }
+
+    /// The field that carries the series rule, for record types that have series. When the
+    /// policy skips it, recurring records are left alone on both sides.
+    fn recurrence_field() -> Option<Self::Field> {
+        None
+    }
+
+    /// Marks the record as created from a provider item (events and contacts keep it in
+    /// their `origin`). The default keeps nothing.
+    fn set_origin(&mut self, provider: &str, id: &str) {
+        let _ = (provider, id);
     }
 }
 

@@ -150,6 +150,20 @@ pub struct Upsert<R: Record> {
     /// partial objects). `None`: all of them. The engine merges a partial upsert with the
     /// last known copy before planning.
     pub sent: Option<BTreeSet<R::Field>>,
+    /// When the store says the record was last modified, if it says (used by the
+    /// "newest wins" conflict strategy).
+    pub modified: Option<DateTime<Utc>>,
+}
+
+impl<R: Record> Upsert<R> {
+    /// A whole record, with no modification time.
+    pub fn full(item: Stored<R>) -> Self {
+        Upsert {
+            item,
+            sent: None,
+            modified: None,
+        }
+    }
 }
 
 /// Why an item left a listing.

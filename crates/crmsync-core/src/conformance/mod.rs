@@ -13,12 +13,13 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::ids::{CollectionId, ItemId};
 use crate::record::Record;
 use crate::state::SyncState;
-use crate::store::RecordStore;
+use crate::store::{RecordStore, Window};
 
 /// What a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +43,9 @@ pub trait StoreHooks<R: Record>: Send + Sync {
         &self,
         collection: &CollectionId,
         id: &ItemId,
-        edit: &(dyn Fn(&mut R) + Send + Sync),
+        // The explicit `for<'r>` keeps the closure higher-ranked: `async_trait` would
+        // otherwise name the elided lifetime, and no implementor could call it.
+        edit: &(dyn for<'r> Fn(&'r mut R) + Send + Sync),
     ) -> Result<bool>;
 
     /// Deletes a record behind the back of the store's client. Returns `false` when the
@@ -55,11 +58,80 @@ pub trait StoreHooks<R: Record>: Send + Sync {
 /// suite on its store.
 pub trait Samples: Record {
     /// The `n`-th sample: distinct samples differ in every field the store may hold, and
-    /// events fall inside [`sample_window`](crate::conformance::sample_window).
+    /// events fall inside [`sample_window`].
     fn sample(n: usize) -> Self;
 
     /// Changes a sample in a visible way (another value in at least one synced field).
     fn edit(&mut self, n: usize);
+
+    /// A record that [`Record::validate`] rejects, for the check that stores refuse
+    /// invalid records. `None` (the default): the type has no invalid records, and the
+    /// check is skipped.
+    fn invalid() -> Option<Self> {
+        None
+    }
+
+    /// For records bound to time: the `n`-th sample lying wholly outside
+    /// [`sample_window`], for the window checks. `None` (the default): the check is skipped.
+    fn outside_window(n: usize) -> Option<Self> {
+        let _ = n;
+        None
+    }
+}
+
+/// The window the event samples fall in: the year 2026, UTC. Fixed, so the suite never
+/// reads the clock.
+pub fn sample_window() -> Window {
+    let start = DateTime::<Utc>::from_timestamp(1_767_225_600, 0); // 2026-01-01T00:00:00Z
+    let end = DateTime::<Utc>::from_timestamp(1_798_761_600, 0); // 2027-01-01T00:00:00Z
+    match (start, end) {
+        (Some(start), Some(end)) => Window { start, end },
+        _ => Window {
+            start: DateTime::<Utc>::MIN_UTC,
+            end: DateTime::<Utc>::MAX_UTC,
+        },
+    }
+}
+
+/// What a suite run found: the checks that passed and the ones skipped, with why. A
+/// failing check panics with a message naming the broken rule, so a report only exists
+/// for a run without failures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SuiteReport {
+    /// The names of the checks that passed.
+    pub passed: Vec<&'static str>,
+    /// The names of the checks that were skipped, and why.
+    pub skipped: Vec<(&'static str, String)>,
+}
+
+impl SuiteReport {
+    /// Adds a check's outcome.
+    pub fn record(&mut self, name: &'static str, outcome: Outcome) {
+        match outcome {
+            Outcome::Passed => self.passed.push(name),
+            Outcome::Skipped(why) => self.skipped.push((name, why)),
+        }
+    }
+
+    /// Prints the report (`N passed, M skipped` and why each was skipped) to stdout.
+    pub fn print(&self) {
+        println!("{self}");
+    }
+}
+
+impl fmt::Display for SuiteReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} passed, {} skipped",
+            self.passed.len(),
+            self.skipped.len()
+        )?;
+        for (name, why) in &self.skipped {
+            write!(f, "\n  skipped {name}: {why}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The store under test.
@@ -82,14 +154,51 @@ impl<R: Record> fmt::Debug for StoreTarget<'_, R> {
     }
 }
 
+/// Hooks that act on a state from outside. A check whose hook the target cannot provide
+/// reports itself skipped.
+#[async_trait]
+pub trait StateHooks: Send + Sync {
+    /// Makes the next [`SyncState::commit`] fail after its storage has applied `ops`
+    /// operations of the batch (as a disk, a connection or a process could), so a check can
+    /// see whether the half-applied batch is undone. Later commits are not affected.
+    /// Returns `false` when the state cannot.
+    async fn fail_next_commit_after(&self, ops: usize) -> Result<bool>;
+}
+
 /// The state under test.
 pub struct StateTarget<'a> {
     /// The state.
     pub state: &'a dyn SyncState,
+    /// Hooks to act on the state from outside, when the target has them.
+    pub hooks: Option<&'a dyn StateHooks>,
+}
+
+impl<'a> StateTarget<'a> {
+    /// A target without hooks: the checks that need one report themselves skipped.
+    pub fn new(state: &'a dyn SyncState) -> Self {
+        StateTarget { state, hooks: None }
+    }
+
+    /// The target with hooks.
+    #[must_use]
+    pub fn with_hooks(mut self, hooks: &'a dyn StateHooks) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
 }
 
 impl fmt::Debug for StateTarget<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StateTarget").field("state", &self.state).finish()
+        f.debug_struct("StateTarget")
+            .field("state", &self.state)
+            .field("hooks", &self.hooks.is_some())
+            .finish()
     }
 }
+
+mod samples;
+mod state_checks;
+mod store_checks;
+
+pub use state_checks::*;
+pub use store_checks::*;

@@ -302,6 +302,12 @@ fn normalized_im(im: &[ImHandle]) -> Vec<ImHandle> {
         .collect()
 }
 
+/// Keeps the first of the items with the same key, in order.
+fn dedup_by_key<T, K: Ord>(list: &mut Vec<T>, key: impl Fn(&T) -> K) {
+    let mut seen = BTreeSet::new();
+    list.retain(|item| seen.insert(key(item)));
+}
+
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.sort();
     v.dedup();
@@ -370,6 +376,8 @@ impl Record for Contact {
                 FieldValue::Array(v)
             }
             ContactField::InstantMessaging => to_field_value(&sorted(normalized_im(&self.im))),
+            // Paragraphs and reflowed spaces are what HTML editors change on their own.
+            ContactField::Notes => json!(normalize::text_comparable(&self.notes)),
             // Compared by content hash: the bytes are what matter, not their encoding.
             ContactField::Photo => json!(self.photo.as_ref().map(|p| p.hash().to_string())),
             _ => self.field(field),
@@ -452,6 +460,16 @@ impl Record for Contact {
                 });
             }
         }
+        // Duplicates (same comparable value) and empty addresses are no content: they must
+        // not take the place of a real value under a cap.
+        dedup_by_key(&mut record.emails, |e| (e.address.comparable(), e.usage));
+        dedup_by_key(&mut record.phones, |p| (p.number.comparable(), p.usage));
+        record.addresses = record
+            .addresses
+            .iter()
+            .map(PostalAddress::normalized)
+            .filter(|a| !a.is_empty())
+            .collect();
         cap(&mut record.emails, caps.max_emails, "emails", &mut losses);
         cap(&mut record.phones, caps.max_phones, "phones", &mut losses);
         cap(
@@ -473,6 +491,13 @@ impl Record for Contact {
             }
         }
         Fitted { record, losses }
+    }
+
+    fn set_origin(&mut self, provider: &str, id: &str) {
+        self.origin = Some(Origin {
+            provider: provider.to_owned(),
+            id: id.to_owned(),
+        });
     }
 
     fn natural_key(&self) -> Option<String> {
@@ -522,6 +547,48 @@ mod tests {
         assert_eq!(fitted.record.emails.len(), 3);
         assert_eq!(fitted.losses.len(), 1);
         assert_eq!(fitted.losses[0].field, "emails");
+    }
+
+    /// Bug: a duplicate address (same comparable value) or an empty postal address counted
+    /// against a store's cap and pushed a real value out.
+    #[test]
+    fn duplicates_and_empty_values_do_not_count_against_caps() {
+        let mut c = ann();
+        c.emails.insert(
+            1,
+            Email {
+                address: EmailAddress::new("ANN@example.com").unwrap(),
+                usage: Usage::Work,
+            },
+        );
+        c.addresses = vec![
+            PostalAddress::default(),
+            PostalAddress {
+                city: "Lyon".into(),
+                ..PostalAddress::default()
+            },
+        ];
+        let mut caps = Capabilities::unlimited("outlook");
+        caps.max_emails = Some(2);
+        caps.max_addresses = Some(1);
+        let fitted = c.fit(&caps);
+        assert_eq!(fitted.losses, Vec::new());
+        assert_eq!(fitted.record.emails, ann().emails);
+        assert_eq!(fitted.record.addresses[0].city, "Lyon");
+        assert_eq!(fitted.record.content_hash(), c.content_hash());
+    }
+
+    /// Bug: notes edited in an HTML editor (paragraphs, reflowed spaces) read as an edit.
+    #[test]
+    fn html_notes_compare_equal_to_their_text() {
+        let mut a = ann();
+        a.notes = "Met at the fair.\n\nWants  a demo.".into();
+        let mut b = ann();
+        b.notes = "<html><body><p>Met at the fair.</p><p>Wants a demo.</p></body></html>".into();
+        assert_eq!(
+            a.field_hash(ContactField::Notes),
+            b.field_hash(ContactField::Notes)
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -59,8 +59,10 @@ impl Period {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidRecord`](crate::ErrorKind::InvalidRecord) on `period` when the
-    /// last day is before the first.
+    /// last day is before the first, or a day is outside the years 1 to 9999.
     pub fn all_day(first_day: NaiveDate, last_day: NaiveDate) -> Result<Self> {
+        check_year(first_day)?;
+        check_year(last_day)?;
         if last_day < first_day {
             return Err(Error::invalid_record(
                 Some("period"),
@@ -78,7 +80,7 @@ impl Period {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidRecord`](crate::ErrorKind::InvalidRecord) on `period` when the
-    /// end is before the start.
+    /// end is before the start, or a day is outside the years 1 to 9999.
     pub fn all_day_from_exclusive(start: NaiveDate, end_exclusive: NaiveDate) -> Result<Self> {
         if end_exclusive < start {
             return Err(Error::invalid_record(
@@ -97,8 +99,11 @@ impl Period {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidRecord`](crate::ErrorKind::InvalidRecord) on `period` when the end
-    /// is before the start, or a time does not exist in the zone (it falls in a DST gap).
+    /// is before the start, a time does not exist in the zone (it falls in a DST gap), or a
+    /// day is outside the years 1 to 9999.
     pub fn timed(start: NaiveDateTime, end: NaiveDateTime, zone: Zone) -> Result<Self> {
+        check_year(start.date())?;
+        check_year(end.date())?;
         let s = to_utc(start, zone)?;
         let e = to_utc(end, zone)?;
         if e < s {
@@ -125,12 +130,11 @@ impl Period {
                 first_day,
                 last_day,
             } => {
-                let start = first_day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-                let end = last_day
-                    .succ_opt()
+                let start = first_day.and_time(NaiveTime::MIN).and_utc();
+                let end = self
+                    .exclusive_end()
                     .unwrap_or(*last_day)
-                    .and_hms_opt(0, 0, 0)
-                    .unwrap_or_default()
+                    .and_time(NaiveTime::MIN)
                     .and_utc();
                 (start, end)
             }
@@ -144,6 +148,19 @@ impl Period {
     /// Whether the period is whole days.
     pub fn is_all_day(&self) -> bool {
         matches!(self, Period::AllDay { .. })
+    }
+}
+
+/// Providers and chrono disagree outside these years (RFC 3339 has four-digit years), and
+/// no calendar holds such an event: a date there is a typo, reported as one.
+fn check_year(day: NaiveDate) -> Result<()> {
+    if (1..=9999).contains(&day.year()) {
+        Ok(())
+    } else {
+        Err(Error::invalid_record(
+            Some("period"),
+            format!("{day} is outside the years 1 to 9999"),
+        ))
     }
 }
 
@@ -206,6 +223,7 @@ pub enum EventStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Recurrence {
     /// `RRULE`, `EXRULE`, `RDATE` and `EXDATE` lines, as in RFC 5545.
+    #[serde(default)]
     pub rules: Vec<String>,
     /// The series' exceptions (moved or cancelled instances), in the form of the store they
     /// came from.
@@ -253,6 +271,23 @@ pub struct Event {
     /// Where the record came from, when crmsync created it from a provider item.
     #[serde(default)]
     pub origin: Option<Origin>,
+}
+
+impl Recurrence {
+    /// Lines trimmed, blank lines dropped; `None` when nothing is left (no rule, no
+    /// exception: not a series).
+    fn normalized(&self) -> Option<Recurrence> {
+        let r = Recurrence {
+            rules: self
+                .rules
+                .iter()
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            exceptions: self.exceptions.clone(),
+        };
+        (!r.rules.is_empty() || !r.exceptions.is_empty()).then_some(r)
+    }
 }
 
 impl Event {
@@ -344,7 +379,7 @@ impl Field for EventField {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
 struct ColourValue {
     colour: Option<Rgb>,
     category: Option<String>,
@@ -370,7 +405,9 @@ impl Record for Event {
                     .filter(|c| !c.is_empty()),
             }),
             EventField::Description => json!(normalize::text(&self.description)),
-            EventField::Recurrence => to_field_value(&self.recurrence),
+            EventField::Recurrence => {
+                to_field_value(&self.recurrence.as_ref().and_then(Recurrence::normalized))
+            }
             EventField::Status => to_field_value(&self.status),
         }
     }
@@ -388,6 +425,17 @@ impl Record for Event {
                     json!({"start": s.timestamp(), "end": e.timestamp()})
                 }
             },
+            // Paragraphs and reflowed spaces are what HTML editors change on their own.
+            EventField::Description => json!(normalize::text_comparable(&self.description)),
+            // The lines of a rule set are a set: providers reorder them.
+            EventField::Recurrence => {
+                let r = self.recurrence.as_ref().and_then(Recurrence::normalized);
+                to_field_value(&r.map(|mut r| {
+                    r.rules.sort();
+                    r.rules.dedup();
+                    r
+                }))
+            }
             _ => self.field(field),
         }
     }
@@ -396,7 +444,9 @@ impl Record for Event {
         let name = field.name();
         match field {
             EventField::Title => {
-                self.title = normalize::line(&from_field_value::<String>(name, value)?)
+                self.title = normalize::line(
+                    &from_field_value::<Option<String>>(name, value)?.unwrap_or_default(),
+                );
             }
             EventField::Location => {
                 self.location = normalize::line(
@@ -409,9 +459,13 @@ impl Record for Event {
             }
             EventField::Reminder => self.reminder_minutes = from_field_value(name, value)?,
             EventField::Colour => {
-                let c: ColourValue = from_field_value(name, value)?;
+                let c = from_field_value::<Option<ColourValue>>(name, value)?.unwrap_or_default();
                 self.colour = c.colour;
-                self.category = c.category;
+                self.category = c
+                    .category
+                    .as_deref()
+                    .map(normalize::line)
+                    .filter(|c| !c.is_empty());
             }
             EventField::Description => {
                 self.description = normalize::text(
@@ -419,7 +473,9 @@ impl Record for Event {
                 );
             }
             EventField::Recurrence => self.recurrence = from_field_value(name, value)?,
-            EventField::Status => self.status = from_field_value(name, value)?,
+            EventField::Status => {
+                self.status = from_field_value::<Option<_>>(name, value)?.unwrap_or_default()
+            }
         }
         Ok(())
     }
@@ -499,7 +555,31 @@ impl Record for Event {
     }
 
     fn is_recurring(&self) -> bool {
-        self.recurrence.is_some() || self.series_id.is_some()
+        self.recurrence
+            .as_ref()
+            .and_then(Recurrence::normalized)
+            .is_some()
+            || self.series_id.is_some()
+    }
+
+    fn recurrence_field() -> Option<EventField> {
+        Some(EventField::Recurrence)
+    }
+
+    fn set_origin(&mut self, provider: &str, id: &str) {
+        self.origin = Some(Origin {
+            provider: provider.to_owned(),
+            id: id.to_owned(),
+        });
+    }
+
+    fn canonical_time_span(
+        canonical: &crate::record::CanonicalRecord,
+    ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let period = canonical.field(EventField::Period.name())?;
+        serde_json::from_value::<Period>(period.clone())
+            .ok()
+            .map(|p| p.utc_span())
     }
 }
 
@@ -562,6 +642,100 @@ mod tests {
         }
         assert_eq!(a.canonical(), b.canonical());
         assert_eq!(b.title, "Kick off");
+    }
+
+    /// Bug: `null` for the title, the colour or the status (a provider leaving the value
+    /// out) was an error, where it means the empty value as for the other fields.
+    #[test]
+    fn null_means_empty() {
+        let mut e = Event::new("x", Period::all_day(d(2026, 1, 5), d(2026, 1, 6)).unwrap());
+        e.colour = Some(Rgb::new(1, 2, 3));
+        e.category = Some("Call".into());
+        e.status = EventStatus::Tentative;
+        for &f in EventField::ALL {
+            if f == EventField::Period {
+                assert!(e.clone().set_field(f, &FieldValue::Null).is_err());
+                continue;
+            }
+            let mut cleared = e.clone();
+            cleared.set_field(f, &FieldValue::Null).unwrap();
+            let empty = Event::new("", e.period.clone());
+            assert_eq!(cleared.comparable(f), empty.comparable(f), "{f}");
+        }
+    }
+
+    /// Bug: the category was stored as given by `set_field` (untrimmed, `Some("")`).
+    #[test]
+    fn colour_category_is_normalised_on_write() {
+        let mut e = Event::new("x", Period::all_day(d(2026, 1, 5), d(2026, 1, 6)).unwrap());
+        e.set_field(EventField::Colour, &json!({"category": "  "}))
+            .unwrap();
+        assert_eq!(e.category, None);
+        e.set_field(EventField::Colour, &json!({"category": " Sales  call "}))
+            .unwrap();
+        assert_eq!(e.category.as_deref(), Some("Sales call"));
+    }
+
+    /// Bug: an empty rule set read differently from no recurrence, and reordered rule
+    /// lines read as an edit.
+    #[test]
+    fn recurrence_noise_is_no_change() {
+        let p = Period::all_day(d(2026, 1, 5), d(2026, 1, 5)).unwrap();
+        let none = Event::new("x", p.clone());
+        let mut empty = none.clone();
+        empty.recurrence = Some(Recurrence {
+            rules: vec!["  ".into()],
+            exceptions: vec![],
+        });
+        assert_eq!(none.canonical(), empty.canonical());
+        assert!(!empty.is_recurring());
+        let mut a = none.clone();
+        a.recurrence = Some(Recurrence {
+            rules: vec!["RRULE:FREQ=WEEKLY".into(), "EXDATE:20260112".into()],
+            exceptions: vec![],
+        });
+        let mut b = a.clone();
+        b.recurrence.as_mut().unwrap().rules.reverse();
+        b.recurrence.as_mut().unwrap().rules[0].push(' ');
+        assert_eq!(a.content_hash(), b.content_hash());
+        assert!(a.is_recurring());
+    }
+
+    /// Bug: a body edited in an HTML editor (Graph returns HTML) read as an edit of the
+    /// plain-text description.
+    #[test]
+    fn html_description_compares_equal_to_its_text() {
+        let p = Period::all_day(d(2026, 1, 5), d(2026, 1, 5)).unwrap();
+        let mut text = Event::new("x", p.clone());
+        text.description = "Agenda:\n\nbudget  review".into();
+        let mut html = Event::new("x", p);
+        html.description =
+            "<html><head><meta charset=\"utf-8\"></head><body><p>Agenda:</p><p>budget review</p></body></html>"
+                .into();
+        assert_eq!(
+            text.field_hash(EventField::Description),
+            html.field_hash(EventField::Description)
+        );
+    }
+
+    /// Bug: years chrono accepts but no calendar (nor RFC 3339) holds were accepted, and
+    /// the last representable day had no exclusive end.
+    #[test]
+    fn dates_outside_years_1_to_9999_are_typed_errors() {
+        let far = NaiveDate::MAX;
+        let err = Period::all_day(far, far).unwrap_err();
+        assert!(
+            matches!(err.kind(), crate::ErrorKind::InvalidRecord { field: Some(f), .. } if f == "period")
+        );
+        assert!(Period::all_day(d(0, 12, 31), d(1, 1, 1)).is_err());
+        let wall = d(10000, 1, 1).and_hms_opt(0, 0, 0).unwrap();
+        assert!(Period::timed(wall, wall, Zone::UTC).is_err());
+        let last = Period::all_day(d(9999, 12, 31), d(9999, 12, 31)).unwrap();
+        assert_eq!(last.exclusive_end(), Some(d(10000, 1, 1)));
+        assert_eq!(
+            last.utc_span().1,
+            d(10000, 1, 1).and_hms_opt(0, 0, 0).unwrap().and_utc()
+        );
     }
 
     #[test]

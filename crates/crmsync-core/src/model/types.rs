@@ -247,6 +247,12 @@ impl From<PhoneNumber> for String {
     }
 }
 
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PhoneNumber({:?})", self.0)
@@ -340,13 +346,21 @@ impl Photo {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for empty bytes or a
-    /// media type that is not an image type.
+    /// media type that is not an image type (`image/` and an RFC 6838 subtype name).
     pub fn new(bytes: Vec<u8>, media_type: impl Into<String>) -> Result<Self> {
         let media_type = media_type.into().trim().to_ascii_lowercase();
         if bytes.is_empty() {
             return Err(Error::invalid_input("a photo needs at least one byte"));
         }
-        if !media_type.starts_with("image/") || media_type.len() <= "image/".len() {
+        // RFC 6838 restricted names: `image/png`, `image/svg+xml`, `image/vnd.microsoft.icon`.
+        let subtype_ok = media_type.strip_prefix("image/").is_some_and(|sub| {
+            (1..=127).contains(&sub.len())
+                && sub.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && sub
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+        });
+        if !subtype_ok {
             return Err(Error::invalid_input(format!(
                 "{media_type:?} is not an image media type"
             )));
@@ -492,5 +506,23 @@ mod tests {
         assert_eq!(serde_json::from_str::<Photo>(&json).unwrap(), p);
         assert!(Photo::new(vec![], "image/png").is_err());
         assert!(Photo::new(vec![1], "text/plain").is_err());
+    }
+
+    /// Bug: any text after `image/` was accepted as a media type, control characters and
+    /// spaces included, and would have been sent to providers as a header value.
+    #[test]
+    fn photo_media_types_are_checked() {
+        assert!(Photo::new(vec![1], "image/svg+xml").is_ok());
+        assert!(Photo::new(vec![1], " IMAGE/JPEG ").is_ok());
+        for bad in [
+            "image/",
+            "image/ png",
+            "image/png\r\nX-Evil: 1",
+            "image/<b>",
+            "image//",
+        ] {
+            let err = Photo::new(vec![1], bad).unwrap_err();
+            assert_eq!(err.kind(), &crate::ErrorKind::InvalidInput, "{bad:?}");
+        }
     }
 }

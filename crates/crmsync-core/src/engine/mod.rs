@@ -1,0 +1,1646 @@
+//! The sync engine: declare → plan → execute.
+//!
+//! - **Declare**: a [`Syncer`] is given both stores, the state, the policy and options.
+//! - **Plan**: [`Syncer::plan`] lists both sides (change feeds since their cursors, or full
+//!   listings), loads the links and baselines they touch, and calls the pure planner
+//!   ([`plan::plan`]), giving a [`Plan`] of named, printable actions: the dry run.
+//! - **Execute**: [`Syncer::sync`] carries a plan out, batch by batch, recording each batch's
+//!   results in the [`SyncState`] atomically, and returns a [`SyncReport`].
+//!
+//! The rules it keeps: an intent is recorded before every create and cleared after, so a
+//! crash never creates twice; a cursor advances only when everything before it is recorded;
+//! a record that fails, or a deletion awaiting confirmation, becomes a deferred item retried
+//! on the next run; an expired cursor leads to a full listing reconciled against the links,
+//! where only a linked item really gone from inside the window is a deletion.
+//!
+//! ```
+//! # async fn demo(
+//! #     crm: std::sync::Arc<dyn crmsync_core::RecordStore<crmsync_core::Event>>,
+//! #     provider: std::sync::Arc<dyn crmsync_core::RecordStore<crmsync_core::Event>>,
+//! #     state: std::sync::Arc<dyn crmsync_core::SyncState>,
+//! # ) -> crmsync_core::Result<()> {
+//! use crmsync_core::engine::{FieldPolicy, Syncer};
+//! use crmsync_core::{AccountId, CollectionId};
+//!
+//! let syncer = Syncer::new(
+//!     crm,
+//!     CollectionId::new("crm-actions")?,
+//!     provider,
+//!     CollectionId::new("work-calendar")?,
+//!     state,
+//!     AccountId::new("ann@example.com")?,
+//!     FieldPolicy::calendar_defaults(),
+//! );
+//! println!("{}", syncer.plan().await?); // the dry run
+//! let report = syncer.sync().await?;
+//! println!("{report}");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod plan;
+pub mod policy;
+pub mod report;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Months, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use plan::plan;
+pub use plan::{
+    Action, Conflict, ConflictResolver, ForbiddenChange, GuardTrip, Guards, LimitReport, LinkedBy,
+    Merge, Observed, Plan, PlanInput, SkipReason, WritableSides, Write,
+};
+pub use policy::{
+    ConflictStrategy, DeletionMode, FieldPolicy, FieldRule, ForbiddenEdit, PerDirection,
+};
+pub use report::{
+    ConflictReport, ForbiddenReport, LossReport, PendingDeletion, RecordError, RunKind, SideReport,
+    SkipReport, SyncReport,
+};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{AccountId, CollectionId, CrmId, Cursor, ItemId, RemoteId};
+use crate::record::{Field, Record, RecordExt};
+use crate::state::{
+    CursorState, Deferred, DeferredReason, Intent, Link, ResetCounts, ResetScope, Side, StateKey,
+    StateOp, SyncState,
+};
+use crate::store::{
+    ChangesRequest, Continuation, RecordStore, RemovalReason, Upsert, Window, WriteOp, WriteOutcome,
+};
+use crate::time::{Clock, Sleeper, SystemClock};
+
+/// The sync window, relative to today: N months before and M months after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpec {
+    /// Months before today.
+    pub months_before: u32,
+    /// Months after today.
+    pub months_after: u32,
+}
+
+impl WindowSpec {
+    /// The window around `now`, from midnight UTC of the first day to midnight UTC after
+    /// the last: it moves once a day, not at every run.
+    pub fn at(&self, now: DateTime<Utc>) -> Window {
+        let today = now.date_naive();
+        let start = today
+            .checked_sub_months(Months::new(self.months_before))
+            .unwrap_or(today);
+        let end = today
+            .checked_add_months(Months::new(self.months_after))
+            .unwrap_or(today)
+            .succ_opt()
+            .unwrap_or(today);
+        let start = start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let end = end.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        Window {
+            start,
+            end: end.max(start + chrono::Duration::days(1)),
+        }
+    }
+}
+
+/// Options of a [`Syncer`] beyond the policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncOptions {
+    /// The sync window, for records bound to time; `None`: everything.
+    pub window: Option<WindowSpec>,
+    /// Caps and the mass-deletion guard.
+    pub guards: Guards,
+    /// Match unlinked records by natural key before creating copies.
+    pub match_natural_keys: bool,
+    /// The most operations per write batch (further bounded by each store's capability).
+    pub batch_size: usize,
+    /// Retries of a listing call that failed with a retryable error.
+    pub max_retries: u32,
+    /// A cursor older than this is replaced by a reconciling full listing (People sync
+    /// tokens die after 7 days).
+    pub max_cursor_age: Option<Duration>,
+    /// Test-only: do not record intents before creates. Exists so the property tests can
+    /// show that intents are what prevents duplicates; never turn it off in production.
+    #[doc(hidden)]
+    pub disable_intents_for_tests: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            window: None,
+            guards: Guards::default(),
+            match_natural_keys: true,
+            batch_size: 50,
+            max_retries: 3,
+            max_cursor_age: None,
+            disable_intents_for_tests: false,
+        }
+    }
+}
+
+/// Confirms deletions the policy wants confirmed. Asked once per run with all of them, so
+/// the CRM can ask its user once.
+#[async_trait]
+pub trait DeletionGate: fmt::Debug + Send + Sync {
+    /// Which of these deletions may go ahead: one answer per deletion, in order. Those not
+    /// confirmed wait for the next run.
+    async fn confirm(&self, pending: &[PendingDeletion]) -> Vec<bool>;
+}
+
+/// A gate that confirms every deletion.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConfirmAll;
+
+#[async_trait]
+impl DeletionGate for ConfirmAll {
+    async fn confirm(&self, pending: &[PendingDeletion]) -> Vec<bool> {
+        vec![true; pending.len()]
+    }
+}
+
+/// The phase a run is in, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Listing a side.
+    Listing(Side),
+    /// Planning.
+    Planning,
+    /// Writing.
+    Writing,
+    /// Done.
+    Done,
+}
+
+/// Receives progress: the phase, what is done, and the total when known.
+pub trait Progress: Send + Sync {
+    /// Called as the run moves on.
+    fn update(&self, phase: Phase, done: u64, total: Option<u64>);
+}
+
+impl<F: Fn(Phase, u64, Option<u64>) + Send + Sync> Progress for F {
+    fn update(&self, phase: Phase, done: u64, total: Option<u64>) {
+        self(phase, done, total)
+    }
+}
+
+/// Syncs one CRM collection with one provider collection, for records of type `R`.
+pub struct Syncer<R: Record> {
+    crm: Arc<dyn RecordStore<R>>,
+    crm_collection: CollectionId,
+    provider: Arc<dyn RecordStore<R>>,
+    provider_collection: CollectionId,
+    state: Arc<dyn SyncState>,
+    account: AccountId,
+    policy: FieldPolicy<R::Field>,
+    options: SyncOptions,
+    clock: Arc<dyn Clock>,
+    sleeper: Option<Arc<dyn Sleeper>>,
+    gate: Option<Arc<dyn DeletionGate>>,
+    resolver: Option<Arc<dyn ConflictResolver<R::Field>>>,
+    progress: Option<Arc<dyn Progress>>,
+}
+
+impl<R: Record> fmt::Debug for Syncer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Syncer")
+            .field("kind", &R::KIND)
+            .field("account", &self.account)
+            .field("crm_collection", &self.crm_collection)
+            .field("provider_collection", &self.provider_collection)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts store calls per side.
+#[derive(Default)]
+struct Requests {
+    crm: AtomicU64,
+    provider: AtomicU64,
+}
+
+impl Requests {
+    fn add(&self, side: Side, n: u64) {
+        match side {
+            Side::Crm => self.crm.fetch_add(n, Ordering::Relaxed),
+            Side::Provider => self.provider.fetch_add(n, Ordering::Relaxed),
+        };
+    }
+    fn get(&self, side: Side) -> u64 {
+        match side {
+            Side::Crm => self.crm.load(Ordering::Relaxed),
+            Side::Provider => self.provider.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the declare phase gathered for one side.
+struct Listing<R: Record> {
+    observed: HashMap<ItemId, Observed<R>>,
+    partial: HashMap<ItemId, BTreeSet<R::Field>>,
+    cursor: Option<Cursor>,
+    full: bool,
+    expired: bool,
+    listed: u64,
+    errors: Vec<RecordError>,
+}
+
+/// Everything planning needs, gathered with I/O.
+struct Declared<R: Record> {
+    input: PlanInput<R>,
+    crm_cursor: Option<Cursor>,
+    provider_cursor: Option<Cursor>,
+    intents: Vec<Intent>,
+    deferred: Vec<Deferred>,
+    report: SyncReport,
+}
+
+impl<R: Record> Syncer<R> {
+    /// A syncer with default options, the system clock and no deletion gate (deletions to
+    /// confirm wait, listed in the report).
+    pub fn new(
+        crm: Arc<dyn RecordStore<R>>,
+        crm_collection: CollectionId,
+        provider: Arc<dyn RecordStore<R>>,
+        provider_collection: CollectionId,
+        state: Arc<dyn SyncState>,
+        account: AccountId,
+        policy: FieldPolicy<R::Field>,
+    ) -> Self {
+        Syncer {
+            crm,
+            crm_collection,
+            provider,
+            provider_collection,
+            state,
+            account,
+            policy,
+            options: SyncOptions::default(),
+            clock: Arc::new(SystemClock),
+            sleeper: None,
+            gate: None,
+            resolver: None,
+            progress: None,
+        }
+    }
+
+    /// Sets the options.
+    #[must_use]
+    pub fn with_options(mut self, options: SyncOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The options, to adjust.
+    pub fn options_mut(&mut self) -> &mut SyncOptions {
+        &mut self.options
+    }
+
+    /// Sets the clock ("now" for windows, cursors and reports).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the sleeper used between retries (none: retries go at once).
+    #[must_use]
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = Some(sleeper);
+        self
+    }
+
+    /// Sets the deletion gate.
+    #[must_use]
+    pub fn with_deletion_gate(mut self, gate: Arc<dyn DeletionGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Sets the conflict resolver used by [`ConflictStrategy::Callback`].
+    #[must_use]
+    pub fn with_conflict_resolver(mut self, resolver: Arc<dyn ConflictResolver<R::Field>>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// Sets the progress receiver.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The state key of this pair.
+    pub fn key(&self) -> StateKey {
+        StateKey::new(
+            self.account.clone(),
+            R::KIND,
+            self.provider_collection.clone(),
+        )
+    }
+
+    fn store(&self, side: Side) -> &dyn RecordStore<R> {
+        match side {
+            Side::Crm => self.crm.as_ref(),
+            Side::Provider => self.provider.as_ref(),
+        }
+    }
+
+    fn collection(&self, side: Side) -> &CollectionId {
+        match side {
+            Side::Crm => &self.crm_collection,
+            Side::Provider => &self.provider_collection,
+        }
+    }
+
+    fn progress(&self, phase: Phase, done: u64, total: Option<u64>) {
+        if let Some(p) = &self.progress {
+            p.update(phase, done, total);
+        }
+    }
+
+    /// The dry run: what [`sync`](Self::sync) would do now. Writes nothing, not even to
+    /// the state.
+    ///
+    /// # Errors
+    /// A listing that fails after retries, or the state failing.
+    pub async fn plan(&self) -> Result<Plan<R>> {
+        let requests = Requests::default();
+        let declared = self
+            .declare(RunKind::Plan, None, WritableSides::BOTH, &requests)
+            .await?;
+        Ok(plan::plan(&declared.input))
+    }
+
+    /// A two-way sync under the policy.
+    ///
+    /// # Errors
+    /// Only what stops the whole run: a listing that fails after retries, the state
+    /// failing, re-authorisation needed. Per-record failures are in the report.
+    pub async fn sync(&self) -> Result<SyncReport> {
+        self.run(RunKind::Sync, None, WritableSides::BOTH).await
+    }
+
+    /// Provider → CRM only, as at start-up: the provider's changes are applied to the CRM
+    /// (deletions included, as the policy says); nothing is written to the provider.
+    ///
+    /// # Errors
+    /// As [`sync`](Self::sync).
+    pub async fn pull(&self) -> Result<SyncReport> {
+        self.run(
+            RunKind::Pull,
+            None,
+            WritableSides {
+                crm: true,
+                provider: false,
+            },
+        )
+        .await
+    }
+
+    /// The CRM just changed these records: write them to the provider, one write each, no
+    /// listing.
+    ///
+    /// # Errors
+    /// As [`sync`](Self::sync).
+    pub async fn push(&self, crm_ids: &[CrmId]) -> Result<SyncReport> {
+        self.run(
+            RunKind::Push,
+            Some(crm_ids),
+            WritableSides {
+                crm: false,
+                provider: true,
+            },
+        )
+        .await
+    }
+
+    /// Forgets this pair's links, baselines, intents, deferred items and cursors; with
+    /// `remove_remote_copies`, first deletes the provider copies crmsync made or linked.
+    /// A later sync re-links by link key, so nothing is duplicated.
+    ///
+    /// # Errors
+    /// The state failing; per-record deletion failures are in the report.
+    pub async fn reset(&self, remove_remote_copies: bool) -> Result<(SyncReport, ResetCounts)> {
+        let key = self.key();
+        let started = self.clock.now();
+        let mut report = SyncReport::new(RunKind::Reset, key.to_string(), started);
+        if remove_remote_copies {
+            let links = self.state.links(&key).await?;
+            let ops: Vec<WriteOp<R>> = links
+                .iter()
+                .filter_map(|l| {
+                    l.remote_version.clone().map(|expected| WriteOp::Delete {
+                        id: l.remote_id.clone().into(),
+                        expected,
+                    })
+                })
+                .collect();
+            let ids: Vec<ItemId> = links
+                .iter()
+                .filter(|l| l.remote_version.is_some())
+                .map(|l| l.remote_id.clone().into())
+                .collect();
+            let results = self
+                .write_ops(Side::Provider, ops, &Requests::default())
+                .await;
+            for (id, result) in ids.into_iter().zip(results) {
+                match result {
+                    Ok(_) => report.provider.deleted += 1,
+                    Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {}
+                    Err(e) if matches!(e.kind(), ErrorKind::PreconditionFailed) => {
+                        // Edited since: delete the current version.
+                        match self
+                            .store(Side::Provider)
+                            .get(&self.provider_collection, &id)
+                            .await
+                        {
+                            Ok(Some(current)) => match self
+                                .provider
+                                .delete(&self.provider_collection, &id, &current.version)
+                                .await
+                            {
+                                Ok(()) => report.provider.deleted += 1,
+                                Err(e) => report.errors.push(RecordError::new(
+                                    Side::Provider,
+                                    Some(id.to_string()),
+                                    &e,
+                                )),
+                            },
+                            Ok(None) => {}
+                            Err(e) => report.errors.push(RecordError::new(
+                                Side::Provider,
+                                Some(id.to_string()),
+                                &e,
+                            )),
+                        }
+                    }
+                    Err(e) => report.errors.push(RecordError::new(
+                        Side::Provider,
+                        Some(id.to_string()),
+                        &e,
+                    )),
+                }
+            }
+        }
+        let counts = self
+            .state
+            .reset(&ResetScope {
+                account: self.account.clone(),
+                kind: Some(R::KIND.to_owned()),
+                collection: Some(self.provider_collection.clone()),
+            })
+            .await?;
+        report.unlinked = counts.links;
+        report.duration_ms = duration_ms(started, self.clock.now());
+        Ok((report, counts))
+    }
+
+    async fn run(
+        &self,
+        kind: RunKind,
+        push: Option<&[CrmId]>,
+        writable: WritableSides,
+    ) -> Result<SyncReport> {
+        let requests = Requests::default();
+        let key = self.key();
+        let declared = self.declare(kind, push, writable, &requests).await?;
+        let Declared {
+            input,
+            crm_cursor,
+            provider_cursor,
+            intents,
+            deferred,
+            mut report,
+        } = declared;
+        let window = input.window;
+        let linked_total = input.linked_total;
+        self.progress(Phase::Planning, 0, None);
+        let plan = plan::plan(&input);
+        report.limit = plan.limit.clone();
+        if let Some(trip) = &plan.guard {
+            report.guard = Some(trip.clone());
+            report.crm.requests = requests.get(Side::Crm);
+            report.provider.requests = requests.get(Side::Provider);
+            report.duration_ms = duration_ms(report.started_at, self.clock.now());
+            return Ok(report);
+        }
+        let written = self
+            .execute(&key, plan, &intents, &deferred, &mut report, &requests)
+            .await?;
+
+        // Everything up to the new cursors is recorded (written, linked or deferred): the
+        // cursors may advance.
+        let mut ops = Vec::new();
+        for (side, cursor) in [(Side::Crm, crm_cursor), (Side::Provider, provider_cursor)] {
+            if let Some(cursor) = cursor {
+                ops.push(StateOp::SetCursor {
+                    side,
+                    cursor: Some(CursorState {
+                        cursor,
+                        taken_at: report.started_at,
+                        window,
+                    }),
+                });
+            }
+        }
+        if !ops.is_empty() {
+            self.state.commit(&key, ops).await?;
+        }
+        for side in [Side::Crm, Side::Provider] {
+            let touched = written.get(&side).copied().unwrap_or(0);
+            report.side_mut(side).unchanged = (linked_total as u64).saturating_sub(touched);
+            report.side_mut(side).requests = requests.get(side);
+        }
+        report.duration_ms = duration_ms(report.started_at, self.clock.now());
+        self.progress(Phase::Done, 1, Some(1));
+        Ok(report)
+    }
+
+    /// Calls a store with retries on retryable errors, waiting as the store asked.
+    async fn retrying<T, Fut>(
+        &self,
+        side: Side,
+        requests: &Requests,
+        mut call: impl FnMut() -> Fut,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            requests.add(side, 1);
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && attempt < self.options.max_retries => {
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or(Duration::from_millis(500 * (1 << attempt.min(6))));
+                    tracing::debug!(%side, attempt, ?wait, error = %e, "retrying");
+                    if let Some(s) = &self.sleeper {
+                        s.sleep(wait).await;
+                    }
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Lists one side: its change feed since the cursor, or a full listing in the window.
+    async fn list(
+        &self,
+        side: Side,
+        key: &StateKey,
+        window: Option<Window>,
+        now: DateTime<Utc>,
+        requests: &Requests,
+    ) -> Result<Listing<R>> {
+        let store = self.store(side);
+        let caps = store.capabilities();
+        let stored = self.state.cursor(key, side).await?;
+        let cursor = stored.as_ref().and_then(|c| {
+            let too_old = self
+                .options
+                .max_cursor_age
+                .is_some_and(|max| (now - c.taken_at).to_std().unwrap_or_default() > max);
+            let window_moved = c.window != window;
+            (caps.incremental && !too_old && !window_moved).then(|| c.cursor.clone())
+        });
+        let mut listing = Listing {
+            observed: HashMap::new(),
+            partial: HashMap::new(),
+            cursor: None,
+            full: cursor.is_none(),
+            expired: false,
+            listed: 0,
+            errors: Vec::new(),
+        };
+        let mut current = cursor;
+        let mut page_token = None;
+        loop {
+            self.progress(Phase::Listing(side), listing.listed, None);
+            let request = ChangesRequest {
+                cursor: current.clone(),
+                page_token: page_token.clone(),
+                window: if current.is_none() { window } else { None },
+                page_size: None,
+            };
+            let page = match self
+                .retrying(side, requests, || {
+                    store.changes(self.collection(side), request.clone())
+                })
+                .await
+            {
+                Ok(page) => page,
+                Err(e) if matches!(e.kind(), ErrorKind::CursorExpired) && current.is_some() => {
+                    tracing::info!(%side, "cursor expired: reconciling a full listing");
+                    listing = Listing {
+                        observed: HashMap::new(),
+                        partial: HashMap::new(),
+                        cursor: None,
+                        full: true,
+                        expired: true,
+                        listed: 0,
+                        errors: Vec::new(),
+                    };
+                    current = None;
+                    page_token = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for Upsert {
+                item,
+                sent,
+                modified,
+            } in page.upserts
+            {
+                listing.listed += 1;
+                if let Some(fields) = sent {
+                    listing.partial.insert(item.id.clone(), fields);
+                } else {
+                    listing.partial.remove(&item.id);
+                }
+                listing
+                    .observed
+                    .insert(item.id.clone(), Observed::Present { item, modified });
+            }
+            for removal in page.removals {
+                match removal.reason {
+                    RemovalReason::Deleted => {
+                        listing.observed.insert(removal.id, Observed::Deleted);
+                    }
+                    // Leaving the window is not a deletion: the copy stays linked as it is.
+                    RemovalReason::LeftWindow => {
+                        listing.observed.remove(&removal.id);
+                    }
+                    RemovalReason::Unknown => {
+                        let found = self
+                            .retrying(side, requests, || {
+                                store.get(self.collection(side), &removal.id)
+                            })
+                            .await?;
+                        match found {
+                            Some(item) => {
+                                listing.observed.insert(
+                                    removal.id,
+                                    Observed::Present {
+                                        item,
+                                        modified: None,
+                                    },
+                                );
+                            }
+                            None => {
+                                listing.observed.insert(removal.id, Observed::Deleted);
+                            }
+                        }
+                    }
+                }
+            }
+            for bad in page.unreadable {
+                listing.errors.push(RecordError::new(
+                    side,
+                    bad.id.map(|i| i.to_string()),
+                    &bad.error,
+                ));
+            }
+            match page.next {
+                Continuation::NextPage(token) => page_token = Some(token),
+                Continuation::Done(cursor) => {
+                    listing.cursor = Some(cursor);
+                    return Ok(listing);
+                }
+            }
+        }
+    }
+
+    /// Gathers what planning needs: listings, links, intents, deferred items.
+    async fn declare(
+        &self,
+        kind: RunKind,
+        push: Option<&[CrmId]>,
+        writable: WritableSides,
+        requests: &Requests,
+    ) -> Result<Declared<R>> {
+        let key = self.key();
+        let now = self.clock.now();
+        let window = self.options.window.map(|w| w.at(now));
+        let mut report = SyncReport::new(kind, key.to_string(), now);
+
+        // 1. Listings. A push lists nothing; a pull lists only the provider.
+        let mut crm = Listing::<R> {
+            observed: HashMap::new(),
+            partial: HashMap::new(),
+            cursor: None,
+            full: false,
+            expired: false,
+            listed: 0,
+            errors: Vec::new(),
+        };
+        let mut provider = Listing::<R> {
+            observed: HashMap::new(),
+            partial: HashMap::new(),
+            cursor: None,
+            full: false,
+            expired: false,
+            listed: 0,
+            errors: Vec::new(),
+        };
+        match push {
+            Some(ids) => {
+                for id in ids {
+                    let item_id: ItemId = id.clone().into();
+                    let found = self
+                        .retrying(Side::Crm, requests, || {
+                            self.crm.get(&self.crm_collection, &item_id)
+                        })
+                        .await?;
+                    let obs = match found {
+                        Some(item) => Observed::Present {
+                            item,
+                            modified: None,
+                        },
+                        None => Observed::Deleted,
+                    };
+                    crm.observed.insert(item_id, obs);
+                }
+            }
+            None => {
+                if kind != RunKind::Pull {
+                    crm = self.list(Side::Crm, &key, window, now, requests).await?;
+                }
+                provider = self
+                    .list(Side::Provider, &key, window, now, requests)
+                    .await?;
+            }
+        }
+
+        // 2. Links of everything observed (all of them after a full listing).
+        let linked_total;
+        let mut links: HashMap<CrmId, Link> = HashMap::new();
+        if crm.full || provider.full {
+            for l in self.state.links(&key).await? {
+                links.insert(l.crm_id.clone(), l);
+            }
+            linked_total = links.len();
+        } else {
+            let crm_ids: Vec<CrmId> = crm.observed.keys().cloned().map(CrmId::from).collect();
+            let remote_ids: Vec<RemoteId> = provider
+                .observed
+                .keys()
+                .cloned()
+                .map(RemoteId::from)
+                .collect();
+            for l in self.state.links_by_crm(&key, &crm_ids).await? {
+                links.insert(l.crm_id.clone(), l);
+            }
+            for l in self.state.links_by_remote(&key, &remote_ids).await? {
+                links.insert(l.crm_id.clone(), l);
+            }
+            linked_total = self.linked_count(&key).await?;
+        }
+
+        // 3. Intents left by a crash between a create and its commit: find the copy by its
+        // link key, so it is linked rather than created again.
+        let intents = self.state.intents(&key).await?;
+        let deferred = self.state.deferred(&key).await?;
+        for intent in &intents {
+            let source_side = intent.target.opposite();
+            let target_listing = match intent.target {
+                Side::Crm => &mut crm,
+                Side::Provider => &mut provider,
+            };
+            let found = self
+                .retrying(intent.target, requests, || {
+                    self.store(intent.target)
+                        .find_by_link_key(self.collection(intent.target), &intent.link_key)
+                })
+                .await?;
+            if let Some(item) = found {
+                target_listing
+                    .observed
+                    .entry(item.id.clone())
+                    .or_insert(Observed::Present {
+                        item,
+                        modified: None,
+                    });
+            }
+            let source_listing = match source_side {
+                Side::Crm => &mut crm,
+                Side::Provider => &mut provider,
+            };
+            if !source_listing.observed.contains_key(&intent.source_id) {
+                let found = self
+                    .retrying(source_side, requests, || {
+                        self.store(source_side)
+                            .get(self.collection(source_side), &intent.source_id)
+                    })
+                    .await?;
+                if let Some(item) = found {
+                    source_listing.observed.insert(
+                        intent.source_id.clone(),
+                        Observed::Present {
+                            item,
+                            modified: None,
+                        },
+                    );
+                }
+            }
+        }
+
+        // 4. Deferred items are read again and planned with the rest.
+        for d in &deferred {
+            let listing = match d.side {
+                Side::Crm => &mut crm,
+                Side::Provider => &mut provider,
+            };
+            if listing.observed.contains_key(&d.id) {
+                continue;
+            }
+            let found = self
+                .retrying(d.side, requests, || {
+                    self.store(d.side).get(self.collection(d.side), &d.id)
+                })
+                .await;
+            match found {
+                Ok(Some(item)) => {
+                    listing.observed.insert(
+                        d.id.clone(),
+                        Observed::Present {
+                            item,
+                            modified: None,
+                        },
+                    );
+                }
+                Ok(None) => {
+                    listing.observed.insert(d.id.clone(), Observed::Deleted);
+                }
+                Err(e) => report
+                    .errors
+                    .push(RecordError::new(d.side, Some(d.id.to_string()), &e)),
+            }
+        }
+
+        // 5. Unlinked copies carrying a link key whose counterpart was not listed: read the
+        // counterpart, so the pair is relinked rather than duplicated.
+        for (side, other) in [(Side::Provider, Side::Crm), (Side::Crm, Side::Provider)] {
+            let (this, that) = match side {
+                Side::Provider => (&provider, &mut crm),
+                Side::Crm => (&crm, &mut provider),
+            };
+            let mut wanted: Vec<ItemId> = Vec::new();
+            for obs in this.observed.values() {
+                if let Observed::Present { item, .. } = obs {
+                    let linked = match side {
+                        Side::Provider => links
+                            .values()
+                            .any(|l| l.remote_id.as_str() == item.id.as_str()),
+                        Side::Crm => links.contains_key(item.id.as_str()),
+                    };
+                    if let (false, Some(key)) = (linked, &item.link_key)
+                        && let Ok(id) = ItemId::new(key.as_str())
+                        && !that.observed.contains_key(&id)
+                    {
+                        wanted.push(id);
+                    }
+                }
+            }
+            for id in wanted {
+                // Linked elsewhere? Then the copy is a duplicate; the planner says so.
+                let existing = match other {
+                    Side::Crm => {
+                        self.state
+                            .links_by_crm(&key, &[CrmId::from(id.clone())])
+                            .await?
+                    }
+                    Side::Provider => {
+                        self.state
+                            .links_by_remote(&key, &[RemoteId::from(id.clone())])
+                            .await?
+                    }
+                };
+                if let Some(l) = existing.into_iter().next() {
+                    links.insert(l.crm_id.clone(), l);
+                    continue;
+                }
+                let found = self
+                    .retrying(other, requests, || {
+                        self.store(other).get(self.collection(other), &id)
+                    })
+                    .await?;
+                if let Some(item) = found {
+                    that.observed.insert(
+                        id,
+                        Observed::Present {
+                            item,
+                            modified: None,
+                        },
+                    );
+                }
+            }
+        }
+
+        // 6. After a full listing, a linked item missing from it is either deleted or out
+        // of the window: a deletion only if it was inside the window and is really gone.
+        for side in [Side::Crm, Side::Provider] {
+            let listing = match side {
+                Side::Crm => &mut crm,
+                Side::Provider => &mut provider,
+            };
+            if !listing.full {
+                continue;
+            }
+            let mut missing: Vec<(ItemId, bool)> = Vec::new();
+            for l in links.values() {
+                let id: ItemId = match side {
+                    Side::Crm => l.crm_id.clone().into(),
+                    Side::Provider => l.remote_id.clone().into(),
+                };
+                if !listing.observed.contains_key(&id) {
+                    // Without a time span in the baseline (a contact), a record is inside.
+                    let inside = match (window, R::canonical_time_span(&l.baseline)) {
+                        (Some(w), Some((start, end))) => start < w.end && end > w.start,
+                        _ => true,
+                    };
+                    missing.push((id, inside));
+                }
+            }
+            for (id, inside) in missing {
+                if !inside {
+                    continue;
+                }
+                let found = self
+                    .retrying(side, requests, || {
+                        self.store(side).get(self.collection(side), &id)
+                    })
+                    .await?;
+                match found {
+                    Some(item) => {
+                        listing.observed.insert(
+                            id,
+                            Observed::Present {
+                                item,
+                                modified: None,
+                            },
+                        );
+                    }
+                    None => {
+                        listing.observed.insert(id, Observed::Deleted);
+                    }
+                }
+            }
+        }
+
+        // 7. Partial upserts are merged with the last known copy (the baseline, as the side
+        // holds it) before planning.
+        for side in [Side::Crm, Side::Provider] {
+            let caps = self.store(side).capabilities();
+            let listing = match side {
+                Side::Crm => &mut crm,
+                Side::Provider => &mut provider,
+            };
+            let partial = std::mem::take(&mut listing.partial);
+            for (id, fields) in partial {
+                let link = match side {
+                    Side::Crm => links.get(id.as_str()),
+                    Side::Provider => links.values().find(|l| l.remote_id.as_str() == id.as_str()),
+                };
+                let Some(Observed::Present { item, .. }) = listing.observed.get_mut(&id) else {
+                    continue;
+                };
+                let Some(link) = link else {
+                    continue;
+                };
+                match R::from_canonical(&link.baseline, item.record.clone()) {
+                    Ok(base) => {
+                        let mut full = base.fit(&caps).record;
+                        let mut failed = None;
+                        for &f in R::Field::ALL {
+                            if fields.contains(&f)
+                                && let Err(e) = full.set_field(f, &item.record.field(f))
+                            {
+                                failed = Some(e);
+                            }
+                        }
+                        match failed {
+                            None => item.record = full,
+                            Some(e) => {
+                                report
+                                    .errors
+                                    .push(RecordError::new(side, Some(id.to_string()), &e))
+                            }
+                        }
+                    }
+                    Err(e) => report
+                        .errors
+                        .push(RecordError::new(side, Some(id.to_string()), &e)),
+                }
+            }
+        }
+
+        for (side, listing) in [(Side::Crm, &crm), (Side::Provider, &provider)] {
+            let s = report.side_mut(side);
+            s.listed = listing.listed;
+            s.full_listing =
+                listing.full && push.is_none() && !(kind == RunKind::Pull && side == Side::Crm);
+            s.cursor_expired = listing.expired;
+        }
+        report.errors.extend(crm.errors);
+        report.errors.extend(provider.errors);
+
+        let input = PlanInput {
+            key: key.clone(),
+            now,
+            window,
+            crm: crm.observed,
+            provider: provider.observed,
+            links: links.into_values().collect(),
+            linked_total,
+            crm_capabilities: self.crm.capabilities(),
+            provider_capabilities: self.provider.capabilities(),
+            policy: self.policy.clone(),
+            resolver: self.resolver.clone(),
+            guards: self.options.guards,
+            match_natural_keys: self.options.match_natural_keys,
+            writable,
+        };
+        Ok(Declared {
+            input,
+            crm_cursor: crm.cursor,
+            provider_cursor: provider.cursor,
+            intents,
+            deferred,
+            report,
+        })
+    }
+
+    async fn linked_count(&self, key: &StateKey) -> Result<usize> {
+        // The guard and the cap need the total; links() is the one way the trait gives it.
+        Ok(self.state.links(key).await?.len())
+    }
+
+    /// Writes operations to one side in batches no larger than the store takes.
+    async fn write_ops(
+        &self,
+        side: Side,
+        ops: Vec<WriteOp<R>>,
+        requests: &Requests,
+    ) -> Vec<Result<WriteOutcome<R>>> {
+        let store = self.store(side);
+        let max = store
+            .capabilities()
+            .max_batch
+            .clamp(1, self.options.batch_size.max(1));
+        let mut results = Vec::with_capacity(ops.len());
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let chunk: Vec<WriteOp<R>> = ops.by_ref().take(max).collect();
+            let n = chunk.len();
+            requests.add(side, 1);
+            let mut r = store.write_batch(self.collection(side), chunk).await;
+            if r.len() != n {
+                // A store that answers with the wrong number of results: none can be trusted.
+                r = (0..n)
+                    .map(|_| Err(Error::new(ErrorKind::Provider, format!("the {side} store answered a batch of {n} with a different number of results"))))
+                    .collect();
+            }
+            results.extend(r);
+        }
+        results
+    }
+
+    /// Carries out a plan, batch by batch. Returns how many linked records were written per
+    /// side.
+    async fn execute(
+        &self,
+        key: &StateKey,
+        plan: Plan<R>,
+        intents: &[Intent],
+        deferred: &[Deferred],
+        report: &mut SyncReport,
+        requests: &Requests,
+    ) -> Result<HashMap<Side, u64>> {
+        let now = self.clock.now();
+        let mut actions = plan.actions;
+
+        // Deletions to confirm go to the gate together, once.
+        let pending: Vec<(usize, PendingDeletion)> = actions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a {
+                Action::ConfirmDeletion {
+                    target,
+                    crm_id,
+                    remote_id,
+                    ..
+                } => Some((
+                    i,
+                    PendingDeletion {
+                        target: *target,
+                        crm_id: crm_id.to_string(),
+                        remote_id: remote_id.to_string(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        let mut awaiting: Vec<Deferred> = Vec::new();
+        if !pending.is_empty() {
+            let list: Vec<PendingDeletion> = pending.iter().map(|(_, p)| p.clone()).collect();
+            let answers = match &self.gate {
+                Some(gate) => gate.confirm(&list).await,
+                None => vec![false; list.len()],
+            };
+            for ((i, p), yes) in pending
+                .into_iter()
+                .zip(answers.into_iter().chain(std::iter::repeat(false)))
+            {
+                if let Action::ConfirmDeletion {
+                    target,
+                    crm_id,
+                    remote_id,
+                    expected,
+                } = actions[i].clone()
+                {
+                    if yes {
+                        actions[i] = Action::Delete {
+                            target,
+                            crm_id,
+                            remote_id,
+                            expected,
+                        };
+                    } else {
+                        let (side, id): (Side, ItemId) = match target {
+                            Side::Provider => (Side::Crm, crm_id.into()),
+                            Side::Crm => (Side::Provider, remote_id.into()),
+                        };
+                        awaiting.push(Deferred {
+                            side,
+                            id,
+                            reason: DeferredReason::DeletionPending,
+                            attempts: 1,
+                            since: now,
+                        });
+                        report.pending_deletions.push(p);
+                    }
+                }
+            }
+        }
+
+        // Deferred items read again in this run are cleared unless deferred again.
+        let mut resolved_deferred: HashSet<(Side, ItemId)> =
+            deferred.iter().map(|d| (d.side, d.id.clone())).collect();
+        let previous_attempts: HashMap<(Side, ItemId), (u32, DateTime<Utc>)> = deferred
+            .iter()
+            .map(|d| ((d.side, d.id.clone()), (d.attempts, d.since)))
+            .collect();
+        let mut state_ops: Vec<StateOp> = Vec::new();
+        for d in awaiting {
+            resolved_deferred.remove(&(d.side, d.id.clone()));
+            let attempts = previous_attempts
+                .get(&(d.side, d.id.clone()))
+                .map_or(1, |(a, _)| a + 1);
+            let since = previous_attempts
+                .get(&(d.side, d.id.clone()))
+                .map_or(now, |(_, s)| *s);
+            state_ops.push(StateOp::PutDeferred(Deferred {
+                attempts,
+                since,
+                ..d
+            }));
+        }
+        let defer = |side: Side,
+                     id: ItemId,
+                     error: &Error,
+                     ops: &mut Vec<StateOp>,
+                     resolved: &mut HashSet<(Side, ItemId)>| {
+            resolved.remove(&(side, id.clone()));
+            let (attempts, since) = previous_attempts
+                .get(&(side, id.clone()))
+                .map_or((1, now), |(a, s)| (a + 1, *s));
+            ops.push(StateOp::PutDeferred(Deferred {
+                side,
+                id,
+                reason: DeferredReason::Failed {
+                    error: error.to_string(),
+                    retryable: error.is_retryable(),
+                },
+                attempts,
+                since,
+            }));
+        };
+
+        // Intents of this run's creates are written before the creates are sent.
+        let leftover_intents: HashSet<(Side, ItemId)> = intents
+            .iter()
+            .map(|i| (i.target, i.source_id.clone()))
+            .collect();
+        let mut written: HashMap<Side, u64> = HashMap::new();
+        let total = actions.len() as u64;
+        let chunk_size = self.options.batch_size.max(1);
+        let mut done = 0u64;
+        let mut actions = actions.into_iter().peekable();
+        while actions.peek().is_some() {
+            let chunk: Vec<Action<R>> = actions.by_ref().take(chunk_size).collect();
+            self.progress(Phase::Writing, done, Some(total));
+            done += chunk.len() as u64;
+
+            if !self.options.disable_intents_for_tests {
+                let intent_ops: Vec<StateOp> = chunk
+                    .iter()
+                    .filter_map(|a| match a {
+                        Action::Create {
+                            target,
+                            source,
+                            link_key,
+                            ..
+                        } => Some(StateOp::PutIntent(Intent {
+                            target: *target,
+                            source_id: source.id.clone(),
+                            link_key: link_key.clone(),
+                            created_at: now,
+                        })),
+                        _ => None,
+                    })
+                    .collect();
+                if !intent_ops.is_empty() {
+                    self.state.commit(key, intent_ops).await?;
+                }
+            }
+
+            // Gather each side's writes, remembering which action each belongs to.
+            let mut side_ops: HashMap<Side, Vec<(usize, WriteOp<R>)>> = HashMap::new();
+            for (i, a) in chunk.iter().enumerate() {
+                match a {
+                    Action::Create {
+                        target,
+                        record,
+                        link_key,
+                        ..
+                    } => side_ops.entry(*target).or_default().push((
+                        i,
+                        WriteOp::Create {
+                            record: record.clone(),
+                            link_key: link_key.clone(),
+                        },
+                    )),
+                    Action::Merge(m) => {
+                        for (side, w) in [
+                            (Side::Crm, &m.crm_write),
+                            (Side::Provider, &m.provider_write),
+                        ] {
+                            if let Some(w) = w {
+                                side_ops.entry(side).or_default().push((
+                                    i,
+                                    WriteOp::Update {
+                                        id: w.id.clone(),
+                                        expected: w.expected.clone(),
+                                        record: w.record.clone(),
+                                        fields: w.fields.clone(),
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                    Action::Delete {
+                        target,
+                        crm_id,
+                        remote_id,
+                        expected,
+                    } => {
+                        let id: ItemId = match target {
+                            Side::Crm => crm_id.clone().into(),
+                            Side::Provider => remote_id.clone().into(),
+                        };
+                        side_ops.entry(*target).or_default().push((
+                            i,
+                            WriteOp::Delete {
+                                id,
+                                expected: expected.clone(),
+                            },
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            let mut outcomes: HashMap<(usize, Side), Result<WriteOutcome<R>>> = HashMap::new();
+            for side in [Side::Provider, Side::Crm] {
+                if let Some(list) = side_ops.remove(&side) {
+                    let (idx, ops): (Vec<usize>, Vec<WriteOp<R>>) = list.into_iter().unzip();
+                    let results = self.write_ops(side, ops, requests).await;
+                    for (i, r) in idx.into_iter().zip(results) {
+                        outcomes.insert((i, side), r);
+                    }
+                }
+            }
+
+            // Record each action's result.
+            for (i, action) in chunk.into_iter().enumerate() {
+                match action {
+                    Action::Create {
+                        target,
+                        source,
+                        baseline,
+                        losses,
+                        link_key: _,
+                        record: _,
+                    } => {
+                        let source_side = target.opposite();
+                        match outcomes.remove(&(i, target)) {
+                            Some(Ok(WriteOutcome::Written(created))) => {
+                                let (crm_id, remote_id, crm_version, remote_version) = match target
+                                {
+                                    Side::Provider => (
+                                        source.id.clone().into(),
+                                        created.id.clone().into(),
+                                        source.version.clone(),
+                                        created.version.clone(),
+                                    ),
+                                    Side::Crm => (
+                                        created.id.clone().into(),
+                                        source.id.clone().into(),
+                                        created.version.clone(),
+                                        source.version.clone(),
+                                    ),
+                                };
+                                state_ops.push(StateOp::PutLink(Link {
+                                    crm_id,
+                                    remote_id,
+                                    crm_version: Some(crm_version),
+                                    remote_version: Some(remote_version),
+                                    baseline,
+                                    synced_at: now,
+                                }));
+                                state_ops.push(StateOp::ClearIntent {
+                                    target,
+                                    source_id: source.id.clone(),
+                                });
+                                resolved_deferred.remove(&(source_side, source.id.clone()));
+                                report.side_mut(target).created += 1;
+                                report.linked += 1;
+                                for loss in losses {
+                                    report.losses.push(LossReport {
+                                        id: source.id.to_string(),
+                                        side: target,
+                                        loss,
+                                    });
+                                }
+                            }
+                            Some(Ok(WriteOutcome::Deleted)) | None => {
+                                let e = Error::new(
+                                    ErrorKind::Provider,
+                                    "a create was answered as a deletion",
+                                );
+                                report.errors.push(RecordError::new(
+                                    source_side,
+                                    Some(source.id.to_string()),
+                                    &e,
+                                ));
+                                defer(
+                                    source_side,
+                                    source.id.clone(),
+                                    &e,
+                                    &mut state_ops,
+                                    &mut resolved_deferred,
+                                );
+                            }
+                            Some(Err(e)) => {
+                                // The create may have happened (a lost response): the intent
+                                // stays, so the next run looks the copy up by its link key.
+                                let definite = matches!(
+                                    e.kind(),
+                                    ErrorKind::InvalidRecord { .. }
+                                        | ErrorKind::Unsupported
+                                        | ErrorKind::AccessDenied
+                                        | ErrorKind::InvalidInput
+                                );
+                                if definite {
+                                    state_ops.push(StateOp::ClearIntent {
+                                        target,
+                                        source_id: source.id.clone(),
+                                    });
+                                }
+                                report.errors.push(RecordError::new(
+                                    source_side,
+                                    Some(source.id.to_string()),
+                                    &e,
+                                ));
+                                defer(
+                                    source_side,
+                                    source.id.clone(),
+                                    &e,
+                                    &mut state_ops,
+                                    &mut resolved_deferred,
+                                );
+                            }
+                        }
+                    }
+                    Action::Merge(m) => {
+                        let m = *m;
+                        let mut crm_version = m.crm_version.clone();
+                        let mut remote_version = m.remote_version.clone();
+                        let mut failed: Vec<(Side, Error)> = Vec::new();
+                        for side in [Side::Crm, Side::Provider] {
+                            let planned = match side {
+                                Side::Crm => m.crm_write.is_some(),
+                                Side::Provider => m.provider_write.is_some(),
+                            };
+                            if !planned {
+                                continue;
+                            }
+                            match outcomes.remove(&(i, side)) {
+                                Some(Ok(WriteOutcome::Written(stored))) => {
+                                    match side {
+                                        Side::Crm => crm_version = stored.version,
+                                        Side::Provider => remote_version = stored.version,
+                                    }
+                                    report.side_mut(side).updated += 1;
+                                    *written.entry(side).or_default() += 1;
+                                }
+                                Some(Ok(WriteOutcome::Deleted)) | None => failed.push((
+                                    side,
+                                    Error::new(
+                                        ErrorKind::Provider,
+                                        "an update was answered as a deletion",
+                                    ),
+                                )),
+                                Some(Err(e)) => failed.push((side, e)),
+                            }
+                        }
+                        if failed.is_empty() {
+                            state_ops.push(StateOp::PutLink(Link {
+                                crm_id: m.crm_id.clone(),
+                                remote_id: m.remote_id.clone(),
+                                crm_version: Some(crm_version),
+                                remote_version: Some(remote_version),
+                                baseline: m.baseline,
+                                synced_at: now,
+                            }));
+                            resolved_deferred.remove(&(Side::Crm, m.crm_id.clone().into()));
+                            resolved_deferred.remove(&(Side::Provider, m.remote_id.clone().into()));
+                            if m.linked_by.is_some() {
+                                report.linked += 1;
+                                // A relink found by an intent's link key resolves the intent.
+                                for target in [Side::Crm, Side::Provider] {
+                                    let source_id: ItemId = match target {
+                                        Side::Provider => m.crm_id.clone().into(),
+                                        Side::Crm => m.remote_id.clone().into(),
+                                    };
+                                    if leftover_intents.contains(&(target, source_id.clone())) {
+                                        state_ops.push(StateOp::ClearIntent { target, source_id });
+                                    }
+                                }
+                            }
+                            for c in m.conflicts {
+                                report.conflicts.push(ConflictReport {
+                                    crm_id: m.crm_id.to_string(),
+                                    remote_id: m.remote_id.to_string(),
+                                    conflict: c,
+                                });
+                            }
+                            for f in m.forbidden {
+                                report.forbidden.push(ForbiddenReport {
+                                    crm_id: m.crm_id.to_string(),
+                                    remote_id: m.remote_id.to_string(),
+                                    change: f,
+                                });
+                            }
+                            for loss in m.losses {
+                                report.losses.push(LossReport {
+                                    id: m.crm_id.to_string(),
+                                    side: Side::Provider,
+                                    loss,
+                                });
+                            }
+                        } else {
+                            // Part of the pair was written: both sides are read again next
+                            // run and merged against the old baseline, which still holds.
+                            for (side, e) in &failed {
+                                let id: ItemId = match side {
+                                    Side::Crm => m.crm_id.clone().into(),
+                                    Side::Provider => m.remote_id.clone().into(),
+                                };
+                                report.errors.push(RecordError::new(
+                                    *side,
+                                    Some(id.to_string()),
+                                    e,
+                                ));
+                            }
+                            let e = &failed[0].1;
+                            defer(
+                                Side::Crm,
+                                m.crm_id.clone().into(),
+                                e,
+                                &mut state_ops,
+                                &mut resolved_deferred,
+                            );
+                            defer(
+                                Side::Provider,
+                                m.remote_id.clone().into(),
+                                e,
+                                &mut state_ops,
+                                &mut resolved_deferred,
+                            );
+                        }
+                    }
+                    Action::Delete {
+                        target,
+                        crm_id,
+                        remote_id,
+                        ..
+                    } => match outcomes.remove(&(i, target)) {
+                        Some(Ok(_)) => {
+                            report.side_mut(target).deleted += 1;
+                            *written.entry(target).or_default() += 1;
+                            report.unlinked += 1;
+                            state_ops.push(StateOp::RemoveLink(crm_id.clone()));
+                            resolved_deferred.remove(&(Side::Crm, crm_id.into()));
+                            resolved_deferred.remove(&(Side::Provider, remote_id.into()));
+                        }
+                        Some(Err(e)) if matches!(e.kind(), ErrorKind::NotFound) => {
+                            report.unlinked += 1;
+                            state_ops.push(StateOp::RemoveLink(crm_id.clone()));
+                            resolved_deferred.remove(&(Side::Crm, crm_id.into()));
+                            resolved_deferred.remove(&(Side::Provider, remote_id.into()));
+                        }
+                        Some(Err(e)) => {
+                            let deleted_side = target.opposite();
+                            let id: ItemId = match deleted_side {
+                                Side::Crm => crm_id.into(),
+                                Side::Provider => remote_id.into(),
+                            };
+                            report
+                                .errors
+                                .push(RecordError::new(target, Some(id.to_string()), &e));
+                            defer(deleted_side, id, &e, &mut state_ops, &mut resolved_deferred);
+                        }
+                        None => {}
+                    },
+                    Action::Unlink {
+                        crm_id, remote_id, ..
+                    }
+                    | Action::Forget { crm_id, remote_id } => {
+                        report.unlinked += 1;
+                        state_ops.push(StateOp::RemoveLink(crm_id.clone()));
+                        resolved_deferred.remove(&(Side::Crm, crm_id.into()));
+                        resolved_deferred.remove(&(Side::Provider, remote_id.into()));
+                    }
+                    Action::ConfirmDeletion { .. } => {
+                        // Turned into a deletion or a deferred item above.
+                    }
+                    Action::Skip { side, id, reason } => {
+                        // Records left out for now (cap, side not written this run) are
+                        // kept as deferred items so nothing is forgotten.
+                        if matches!(
+                            reason,
+                            SkipReason::CapReached | SkipReason::NotWrittenThisRun
+                        ) {
+                            let e = Error::new(ErrorKind::LimitReached, reason.to_string());
+                            defer(side, id.clone(), &e, &mut state_ops, &mut resolved_deferred);
+                        }
+                        report.skipped.push(SkipReport {
+                            side,
+                            id: id.to_string(),
+                            reason,
+                        });
+                    }
+                    Action::Fail { side, id, error } => {
+                        report
+                            .errors
+                            .push(RecordError::new(side, Some(id.to_string()), &error));
+                        defer(side, id, &error, &mut state_ops, &mut resolved_deferred);
+                    }
+                }
+            }
+            if !state_ops.is_empty() {
+                self.state
+                    .commit(key, std::mem::take(&mut state_ops))
+                    .await?;
+            }
+        }
+        let mut final_ops: Vec<StateOp> = std::mem::take(&mut state_ops);
+        for (side, id) in resolved_deferred {
+            final_ops.push(StateOp::ClearDeferred { side, id });
+        }
+        if !final_ops.is_empty() {
+            self.state.commit(key, final_ops).await?;
+        }
+        Ok(written)
+    }
+}
+
+fn duration_ms(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    (to - from).num_milliseconds().max(0) as u64
+}
+
+#[cfg(test)]
+mod tests;
