@@ -45,6 +45,7 @@ pub mod record;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod token;
 
 pub use error::{Error, ErrorKind, Result};
 pub use hash::ContentHash;
@@ -69,3 +70,4 @@ pub use store::{
     RemovalReason, Stored, Unreadable, Upsert, Window, WriteOp, WriteOutcome,
 };
 pub use time::{Clock, ManualClock, RecordingSleeper, Sleeper, SystemClock};
+pub use token::{AccessToken, RefreshToken, TokenKey, TokenSet, TokenStore};

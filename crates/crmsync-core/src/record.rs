@@ -82,6 +82,15 @@ pub trait Record:
     /// The kind of record, as stored in the state (`"event"`, `"contact"`, ...).
     const KIND: &'static str;
 
+    /// The most records of this kind a collection syncs unless configured otherwise; a run
+    /// that reaches it syncs the nearest records and reports the rest. `None`: no cap.
+    const DEFAULT_CAP: Option<usize> = None;
+
+    /// A short human description of the record for plans and reports (a title, a name).
+    fn summary(&self) -> String {
+        String::new()
+    }
+
     /// The whole value of a field, in normalised form.
     fn field(&self, field: Self::Field) -> FieldValue;
 

@@ -289,6 +289,10 @@ pub trait SyncState: fmt::Debug + Send + Sync {
     /// Every link of a key.
     async fn links(&self, key: &StateKey) -> Result<Vec<Link>>;
 
+    /// How many links a key has (without reading them: a sync with nothing to do needs
+    /// the count for its guards, not the baselines).
+    async fn link_count(&self, key: &StateKey) -> Result<u64>;
+
     /// The links of these CRM ids (those that have one), in any order.
     async fn links_by_crm(&self, key: &StateKey, ids: &[CrmId]) -> Result<Vec<Link>>;
 

@@ -71,6 +71,18 @@ impl Capabilities {
         }
     }
 
+    /// Whether the store limits what it holds (fields, counts, palette): when it does not,
+    /// a record fits as it is.
+    pub fn restricts(&self) -> bool {
+        self.fields.is_some()
+            || self.max_emails.is_some()
+            || self.max_phones.is_some()
+            || self.max_addresses.is_some()
+            || self.max_reminders.is_some()
+            || self.max_reminder_minutes.is_some()
+            || self.palette.is_some()
+    }
+
     /// Whether the store can hold this field.
     pub fn supports<F: Field>(&self, field: F) -> bool {
         self.fields

@@ -8,6 +8,7 @@
 //! - [`FaultInjecting`] wraps any store and injects transport errors, rate limits, server
 //!   errors, expired cursors, stale versions and lost responses, on a schedule or from a seed.
 //! - [`MemoryState`] is a [`SyncState`] held in memory.
+//! - [`MemoryTokenStore`] is a [`TokenStore`](crmsync_core::TokenStore) held in memory.
 //!
 //! [`RecordStore`]: crmsync_core::RecordStore
 //! [`CalendarStore`]: crmsync_core::CalendarStore
@@ -17,7 +18,9 @@
 mod fault;
 mod state;
 mod store;
+mod token;
 
 pub use fault::*;
 pub use state::*;
 pub use store::*;
+pub use token::*;

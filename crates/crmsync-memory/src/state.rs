@@ -411,6 +411,15 @@ impl SyncState for MemoryState {
             .unwrap_or_default())
     }
 
+    async fn link_count(&self, key: &StateKey) -> Result<u64> {
+        let shared = self.lock()?;
+        Ok(shared
+            .data
+            .keys
+            .get(key)
+            .map_or(0, |d| d.links.len() as u64))
+    }
+
     async fn links_by_crm(&self, key: &StateKey, ids: &[CrmId]) -> Result<Vec<Link>> {
         let shared = self.lock()?;
         let Some(d) = shared.data.keys.get(key) else {

@@ -27,6 +27,9 @@ macro_rules! broken_state {
             async fn links(&self, key: &StateKey) -> Result<Vec<Link>> {
                 self.inner.links(key).await
             }
+            async fn link_count(&self, key: &StateKey) -> Result<u64> {
+                self.inner.link_count(key).await
+            }
             async fn links_by_crm(&self, key: &StateKey, ids: &[CrmId]) -> Result<Vec<Link>> {
                 self.inner.links_by_crm(key, ids).await
             }

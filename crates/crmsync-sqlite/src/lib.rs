@@ -95,8 +95,10 @@
 //! [`StateKey`]: crmsync_core::StateKey
 
 mod state;
+mod token;
 
 /// The sqlx version this crate is built on, to configure a pool for
 /// [`SqliteState::from_pool`].
 pub use sqlx;
 pub use state::SqliteState;
+pub use token::*;

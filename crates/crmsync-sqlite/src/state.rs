@@ -505,6 +505,20 @@ impl SyncState for SqliteState {
         rows.iter().map(link_from_row).collect()
     }
 
+    async fn link_count(&self, key: &StateKey) -> Result<u64> {
+        let row = bind_key(
+            sqlx::query(
+                "SELECT COUNT(*) FROM links WHERE account = ? AND kind = ? AND collection = ?",
+            ),
+            key,
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(sql_error("count links"))?;
+        let count: i64 = row.try_get(0).map_err(sql_error("count links"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn links_by_crm(&self, key: &StateKey, ids: &[CrmId]) -> Result<Vec<Link>> {
         let ids = ids.iter().map(CrmId::as_str).collect();
         self.lookup(key, Column::Crm, ids).await

@@ -10,12 +10,16 @@
 //!
 //! Run every check with [`run_state_suite`]:
 //!
-//! ```ignore
-//! use crmsync_core::conformance::{run_state_suite, StateTarget};
+//! ```
+//! use crmsync_core::SyncState;
+//! use crmsync_core::conformance::{StateTarget, run_state_suite};
 //!
-//! let state = MyCrmState::connect(...).await?;
-//! let report = run_state_suite(&StateTarget::new(&state)).await;
-//! report.print();
+//! /// In your crate's tests: `check_my_state(&MyCrmState::connect(..).await?).await`.
+//! async fn check_my_state(state: &dyn SyncState) {
+//!     let report = run_state_suite(&StateTarget::new(state)).await;
+//!     report.print();
+//!     assert!(report.skipped.is_empty(), "{report}");
+//! }
 //! ```
 
 use std::cell::Cell;
@@ -680,6 +684,49 @@ pub async fn check_put_link_replaces_by_either_id(target: &StateTarget<'_>) -> O
         by_remote(state, RULE, &key, &["rem-x"]).await,
         vec![link_between("crm-y", "rem-x", 7)],
         "rem-x must belong to crm-y"
+    );
+    Outcome::Passed
+}
+
+/// `link_count` counts the links of its key, and only those, as links come and go.
+pub async fn check_link_count_follows_links(target: &StateTarget<'_>) -> Outcome {
+    const RULE: &str = "link_count_follows_links";
+    let state = target.state;
+    let account = fresh(state, RULE).await;
+    let other = key(&account, "contact", "calendar");
+    let key = key(&account, "event", "calendar");
+    ensure_eq!(
+        RULE,
+        ok(RULE, "count links", state.link_count(&key).await),
+        0,
+        "an empty key has no links"
+    );
+    commit(
+        state,
+        RULE,
+        &key,
+        (0..5).map(|n| StateOp::PutLink(link(n))).collect(),
+    )
+    .await;
+    commit(state, RULE, &other, vec![StateOp::PutLink(link(9))]).await;
+    ensure_eq!(
+        RULE,
+        ok(RULE, "count links", state.link_count(&key).await),
+        5,
+        "five links were put under the key"
+    );
+    commit(state, RULE, &key, vec![StateOp::RemoveLink(id("crm-1"))]).await;
+    ensure_eq!(
+        RULE,
+        ok(RULE, "count links", state.link_count(&key).await),
+        4,
+        "a removed link is no longer counted"
+    );
+    ensure_eq!(
+        RULE,
+        ok(RULE, "count links", state.link_count(&key).await) as usize,
+        links_of(state, RULE, &key).await.len(),
+        "the count must equal the number of links read"
     );
     Outcome::Passed
 }
@@ -1887,6 +1934,7 @@ pub async fn run_state_suite(target: &StateTarget<'_>) -> SuiteReport {
         check_links_by_crm_and_by_remote,
         check_put_link_replaces_by_either_id,
         check_remove_link,
+        check_link_count_follows_links,
         check_cursor_per_side_round_trip,
         check_intents_round_trip_and_clear,
         check_deferred_round_trip_and_clear,

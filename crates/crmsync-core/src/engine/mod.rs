@@ -67,10 +67,10 @@ pub use report::{
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{AccountId, CollectionId, CrmId, Cursor, ItemId, RemoteId};
-use crate::record::{Field, Record, RecordExt};
+use crate::record::{CanonicalRecord, Field, Record, RecordExt};
 use crate::state::{
-    CursorState, Deferred, DeferredReason, Intent, Link, ResetCounts, ResetScope, Side, StateKey,
-    StateOp, SyncState,
+    AccountStatus, CursorState, Deferred, DeferredReason, Intent, Link, ResetCounts, ResetScope,
+    RunSummary, Side, StateKey, StateOp, SyncState,
 };
 use crate::store::{
     ChangesRequest, Continuation, RecordStore, RemovalReason, Upsert, Window, WriteOp, WriteOutcome,
@@ -117,8 +117,9 @@ pub struct SyncOptions {
     pub guards: Guards,
     /// Match unlinked records by natural key before creating copies.
     pub match_natural_keys: bool,
-    /// The most operations per write batch (further bounded by each store's capability).
-    pub batch_size: usize,
+    /// The most operations per write batch; `None`: as many as each store takes in one
+    /// request (its `max_batch`: Google People 200, Calendar 50, Graph 20).
+    pub batch_size: Option<usize>,
     /// Retries of a listing call that failed with a retryable error.
     pub max_retries: u32,
     /// A cursor older than this is replaced by a reconciling full listing (People sync
@@ -130,13 +131,23 @@ pub struct SyncOptions {
     pub disable_intents_for_tests: bool,
 }
 
+impl SyncOptions {
+    /// The defaults, with the cap of the record type ([`Record::DEFAULT_CAP`]: 1,000 events,
+    /// 2,000 contacts per collection). [`Syncer::new`] starts from these.
+    pub fn for_record<R: Record>() -> Self {
+        let mut options = SyncOptions::default();
+        options.guards.cap = R::DEFAULT_CAP;
+        options
+    }
+}
+
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
             window: None,
             guards: Guards::default(),
             match_natural_keys: true,
-            batch_size: 50,
+            batch_size: None,
             max_retries: 3,
             max_cursor_age: None,
             disable_intents_for_tests: false,
@@ -282,7 +293,7 @@ impl<R: Record> Syncer<R> {
             state,
             account,
             policy,
-            options: SyncOptions::default(),
+            options: SyncOptions::for_record::<R>(),
             clock: Arc::new(SystemClock),
             sleeper: None,
             gate: None,
@@ -434,55 +445,33 @@ impl<R: Record> Syncer<R> {
         let started = self.clock.now();
         let mut report = SyncReport::new(RunKind::Reset, key.to_string(), started);
         if remove_remote_copies {
-            let links = self.state.links(&key).await?;
-            let ops: Vec<WriteOp<R>> = links
-                .iter()
-                .filter_map(|l| {
-                    l.remote_version.clone().map(|expected| WriteOp::Delete {
-                        id: l.remote_id.clone().into(),
-                        expected,
+            // Only the copies crmsync made: they carry the CRM id as their link key. A
+            // provider record that was merely linked (the user's own event, matched by
+            // natural key or copied into the CRM) is the user's data and stays.
+            let requests = Requests::default();
+            let mut ops: Vec<WriteOp<R>> = Vec::new();
+            let mut ids: Vec<ItemId> = Vec::new();
+            for link in self.state.links(&key).await? {
+                let id: ItemId = link.remote_id.clone().into();
+                let found = self
+                    .retrying(Side::Provider, &requests, || {
+                        self.provider.get(&self.provider_collection, &id)
                     })
-                })
-                .collect();
-            let ids: Vec<ItemId> = links
-                .iter()
-                .filter(|l| l.remote_version.is_some())
-                .map(|l| l.remote_id.clone().into())
-                .collect();
-            let results = self
-                .write_ops(Side::Provider, ops, &Requests::default())
-                .await;
-            for (id, result) in ids.into_iter().zip(results) {
-                match result {
-                    Ok(_) => report.provider.deleted += 1,
-                    Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {}
-                    Err(e) if matches!(e.kind(), ErrorKind::PreconditionFailed) => {
-                        // Edited since: delete the current version.
-                        match self
-                            .store(Side::Provider)
-                            .get(&self.provider_collection, &id)
-                            .await
-                        {
-                            Ok(Some(current)) => match self
-                                .provider
-                                .delete(&self.provider_collection, &id, &current.version)
-                                .await
-                            {
-                                Ok(()) => report.provider.deleted += 1,
-                                Err(e) => report.errors.push(RecordError::new(
-                                    Side::Provider,
-                                    Some(id.to_string()),
-                                    &e,
-                                )),
-                            },
-                            Ok(None) => {}
-                            Err(e) => report.errors.push(RecordError::new(
-                                Side::Provider,
-                                Some(id.to_string()),
-                                &e,
-                            )),
-                        }
+                    .await;
+                match found {
+                    Ok(Some(item))
+                        if item
+                            .link_key
+                            .as_ref()
+                            .is_some_and(|k| k.as_str() == link.crm_id.as_str()) =>
+                    {
+                        ops.push(WriteOp::Delete {
+                            id: id.clone(),
+                            expected: item.version,
+                        });
+                        ids.push(id);
                     }
+                    Ok(_) => {}
                     Err(e) => report.errors.push(RecordError::new(
                         Side::Provider,
                         Some(id.to_string()),
@@ -490,6 +479,19 @@ impl<R: Record> Syncer<R> {
                     )),
                 }
             }
+            let results = self.write_ops(Side::Provider, ops, &requests).await;
+            for (id, result) in ids.into_iter().zip(results) {
+                match result {
+                    Ok(_) => report.provider.deleted += 1,
+                    Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {}
+                    Err(e) => report.errors.push(RecordError::new(
+                        Side::Provider,
+                        Some(id.to_string()),
+                        &e,
+                    )),
+                }
+            }
+            report.provider.requests = requests.get(Side::Provider);
         }
         let counts = self
             .state
@@ -504,7 +506,49 @@ impl<R: Record> Syncer<R> {
         Ok((report, counts))
     }
 
+    /// Runs and records the outcome in the state: the account's status (ok, needs
+    /// re-authorisation with the cause, or failing with the error) and the run's summary.
     async fn run(
+        &self,
+        kind: RunKind,
+        push: Option<&[CrmId]>,
+        writable: WritableSides,
+    ) -> Result<SyncReport> {
+        let result = self.run_once(kind, push, writable).await;
+        let status = match &result {
+            Ok(_) => AccountStatus::Ok,
+            Err(e) => match e.kind() {
+                ErrorKind::ReauthorizationRequired { cause } => {
+                    AccountStatus::NeedsReauthorization {
+                        cause: cause.clone(),
+                    }
+                }
+                _ => AccountStatus::Failing {
+                    last_error: e.to_string(),
+                },
+            },
+        };
+        // Recording the outcome must not hide the run's own error.
+        if let Err(e) = self.state.set_account_status(&self.account, status).await {
+            tracing::warn!(error = %e, "could not record the account status");
+        }
+        if let Ok(report) = &result {
+            let summary = RunSummary {
+                started_at: report.started_at,
+                finished_at: self.clock.now(),
+                written: report.written(),
+                conflicts: report.conflicts.len() as u64,
+                errors: report.errors.len() as u64,
+                text: report.one_line(),
+            };
+            if let Err(e) = self.state.set_last_run(&self.account, summary).await {
+                tracing::warn!(error = %e, "could not record the run summary");
+            }
+        }
+        result
+    }
+
+    async fn run_once(
         &self,
         kind: RunKind,
         push: Option<&[CrmId]>,
@@ -784,32 +828,7 @@ impl<R: Record> Syncer<R> {
             }
         }
 
-        // 2. Links of everything observed (all of them after a full listing).
-        let linked_total;
-        let mut links: HashMap<CrmId, Link> = HashMap::new();
-        if crm.full || provider.full {
-            for l in self.state.links(&key).await? {
-                links.insert(l.crm_id.clone(), l);
-            }
-            linked_total = links.len();
-        } else {
-            let crm_ids: Vec<CrmId> = crm.observed.keys().cloned().map(CrmId::from).collect();
-            let remote_ids: Vec<RemoteId> = provider
-                .observed
-                .keys()
-                .cloned()
-                .map(RemoteId::from)
-                .collect();
-            for l in self.state.links_by_crm(&key, &crm_ids).await? {
-                links.insert(l.crm_id.clone(), l);
-            }
-            for l in self.state.links_by_remote(&key, &remote_ids).await? {
-                links.insert(l.crm_id.clone(), l);
-            }
-            linked_total = self.linked_count(&key).await?;
-        }
-
-        // 3. Intents left by a crash between a create and its commit: find the copy by its
+        // 2. Intents left by a crash between a create and its commit: find the copy by its
         // link key, so it is linked rather than created again.
         let intents = self.state.intents(&key).await?;
         let deferred = self.state.deferred(&key).await?;
@@ -857,7 +876,10 @@ impl<R: Record> Syncer<R> {
             }
         }
 
-        // 4. Deferred items are read again and planned with the rest.
+        // 3. Deferred items are read again and planned with the rest. One that cannot be
+        // read now stays deferred as it is (it is not handed to the executor, which clears
+        // the deferred items it was given).
+        let mut unreadable_deferred: HashSet<(Side, ItemId)> = HashSet::new();
         for d in &deferred {
             let listing = match d.side {
                 Side::Crm => &mut crm,
@@ -884,10 +906,171 @@ impl<R: Record> Syncer<R> {
                 Ok(None) => {
                     listing.observed.insert(d.id.clone(), Observed::Deleted);
                 }
-                Err(e) => report
-                    .errors
-                    .push(RecordError::new(d.side, Some(d.id.to_string()), &e)),
+                Err(e) => {
+                    report
+                        .errors
+                        .push(RecordError::new(d.side, Some(d.id.to_string()), &e));
+                    unreadable_deferred.insert((d.side, d.id.clone()));
+                }
             }
+        }
+        let mut deferred = deferred;
+        deferred.retain(|d| !unreadable_deferred.contains(&(d.side, d.id.clone())));
+
+        // 4. Links of everything observed (all of them after a full listing), including the
+        // items read again for intents and deferred items above: a deferred deletion whose
+        // link were not loaded would be forgotten.
+        let linked_total;
+        let mut links: HashMap<CrmId, Link> = HashMap::new();
+        if crm.full || provider.full {
+            for l in self.state.links(&key).await? {
+                links.insert(l.crm_id.clone(), l);
+            }
+            linked_total = links.len();
+        } else {
+            let crm_ids: Vec<CrmId> = crm.observed.keys().cloned().map(CrmId::from).collect();
+            let remote_ids: Vec<RemoteId> = provider
+                .observed
+                .keys()
+                .cloned()
+                .map(RemoteId::from)
+                .collect();
+            for l in self.state.links_by_crm(&key, &crm_ids).await? {
+                links.insert(l.crm_id.clone(), l);
+            }
+            for l in self.state.links_by_remote(&key, &remote_ids).await? {
+                links.insert(l.crm_id.clone(), l);
+            }
+            linked_total = self.linked_count(&key).await?;
+        }
+
+        // 4b. A crash after an edit kept a record alive by recreating its deleted copy, and
+        // before the new link was committed: the intent's copy replaces the gone one in the
+        // pair's link, or the next run would recreate it again (a duplicate).
+        for intent in &intents {
+            let target = intent.target;
+            let copy = match target {
+                Side::Crm => crm.observed.values().find_map(|o| match o {
+                    Observed::Present { item, .. }
+                        if item.link_key.as_ref() == Some(&intent.link_key) =>
+                    {
+                        Some(item.clone())
+                    }
+                    _ => None,
+                }),
+                Side::Provider => provider.observed.values().find_map(|o| match o {
+                    Observed::Present { item, .. }
+                        if item.link_key.as_ref() == Some(&intent.link_key) =>
+                    {
+                        Some(item.clone())
+                    }
+                    _ => None,
+                }),
+            };
+            let Some(copy) = copy else { continue };
+            let stale = links.values().find(|l| match target {
+                Side::Crm => {
+                    l.remote_id.as_str() == intent.source_id.as_str()
+                        && l.crm_id.as_str() != copy.id.as_str()
+                }
+                Side::Provider => {
+                    l.crm_id.as_str() == intent.source_id.as_str()
+                        && l.remote_id.as_str() != copy.id.as_str()
+                }
+            });
+            let Some(stale) = stale.cloned() else {
+                // The copy was made, then its source was deleted before the link was
+                // committed: it is an orphan of ours. Plan it as a linked pair whose source
+                // is gone, so the deletion policy decides (rather than copying it back).
+                let source_side = target.opposite();
+                let source_gone = !matches!(
+                    match source_side {
+                        Side::Crm => crm.observed.get(&intent.source_id),
+                        Side::Provider => provider.observed.get(&intent.source_id),
+                    },
+                    Some(Observed::Present { .. })
+                );
+                let copy_linked = links.values().any(|l| match target {
+                    Side::Crm => l.crm_id.as_str() == copy.id.as_str(),
+                    Side::Provider => l.remote_id.as_str() == copy.id.as_str(),
+                });
+                if source_gone && !copy_linked {
+                    let (crm_id, remote_id, crm_version, remote_version): (
+                        CrmId,
+                        RemoteId,
+                        Option<crate::ids::Version>,
+                        Option<crate::ids::Version>,
+                    ) = match target {
+                        Side::Provider => (
+                            intent.source_id.clone().into(),
+                            copy.id.clone().into(),
+                            None,
+                            Some(copy.version.clone()),
+                        ),
+                        Side::Crm => (
+                            copy.id.clone().into(),
+                            intent.source_id.clone().into(),
+                            Some(copy.version.clone()),
+                            None,
+                        ),
+                    };
+                    match source_side {
+                        Side::Crm => crm
+                            .observed
+                            .insert(intent.source_id.clone(), Observed::Deleted),
+                        Side::Provider => provider
+                            .observed
+                            .insert(intent.source_id.clone(), Observed::Deleted),
+                    };
+                    links.insert(
+                        crm_id.clone(),
+                        Link {
+                            crm_id,
+                            remote_id,
+                            crm_version,
+                            remote_version,
+                            baseline: copy.record.canonical(),
+                            synced_at: now,
+                        },
+                    );
+                }
+                continue;
+            };
+            let old: ItemId = match target {
+                Side::Crm => stale.crm_id.clone().into(),
+                Side::Provider => stale.remote_id.clone().into(),
+            };
+            let target_listing = match target {
+                Side::Crm => &mut crm,
+                Side::Provider => &mut provider,
+            };
+            let gone = match target_listing.observed.get(&old) {
+                Some(Observed::Deleted) => true,
+                Some(Observed::Present { .. }) => false,
+                None => self
+                    .retrying(target, requests, || {
+                        self.store(target).get(self.collection(target), &old)
+                    })
+                    .await?
+                    .is_none(),
+            };
+            if !gone {
+                continue;
+            }
+            target_listing.observed.remove(&old);
+            links.remove(stale.crm_id.as_str());
+            let mut link = stale;
+            match target {
+                Side::Crm => {
+                    link.crm_id = copy.id.clone().into();
+                    link.crm_version = None;
+                }
+                Side::Provider => {
+                    link.remote_id = copy.id.clone().into();
+                    link.remote_version = None;
+                }
+            }
+            links.insert(link.crm_id.clone(), link);
         }
 
         // 5. Unlinked copies carrying a link key whose counterpart was not listed: read the
@@ -898,12 +1081,12 @@ impl<R: Record> Syncer<R> {
                 Side::Crm => (&crm, &mut provider),
             };
             let mut wanted: Vec<ItemId> = Vec::new();
+            let linked_remote: HashSet<&str> =
+                links.values().map(|l| l.remote_id.as_str()).collect();
             for obs in this.observed.values() {
                 if let Observed::Present { item, .. } = obs {
                     let linked = match side {
-                        Side::Provider => links
-                            .values()
-                            .any(|l| l.remote_id.as_str() == item.id.as_str()),
+                        Side::Provider => linked_remote.contains(item.id.as_str()),
                         Side::Crm => links.contains_key(item.id.as_str()),
                     };
                     if let (false, Some(key)) = (linked, &item.link_key)
@@ -937,15 +1120,15 @@ impl<R: Record> Syncer<R> {
                         self.store(other).get(self.collection(other), &id)
                     })
                     .await?;
-                if let Some(item) = found {
-                    that.observed.insert(
-                        id,
-                        Observed::Present {
-                            item,
-                            modified: None,
-                        },
-                    );
-                }
+                // Gone: the planner must not copy the record back over a deletion.
+                let observed = match found {
+                    Some(item) => Observed::Present {
+                        item,
+                        modified: None,
+                    },
+                    None => Observed::Deleted,
+                };
+                that.observed.insert(id, observed);
             }
         }
 
@@ -1084,8 +1267,7 @@ impl<R: Record> Syncer<R> {
     }
 
     async fn linked_count(&self, key: &StateKey) -> Result<usize> {
-        // The guard and the cap need the total; links() is the one way the trait gives it.
-        Ok(self.state.links(key).await?.len())
+        Ok(usize::try_from(self.state.link_count(key).await?).unwrap_or(usize::MAX))
     }
 
     /// Writes operations to one side in batches no larger than the store takes.
@@ -1096,10 +1278,8 @@ impl<R: Record> Syncer<R> {
         requests: &Requests,
     ) -> Vec<Result<WriteOutcome<R>>> {
         let store = self.store(side);
-        let max = store
-            .capabilities()
-            .max_batch
-            .clamp(1, self.options.batch_size.max(1));
+        let max = store.capabilities().max_batch.max(1);
+        let max = self.options.batch_size.map_or(max, |b| max.min(b.max(1)));
         let mut results = Vec::with_capacity(ops.len());
         let mut ops = ops.into_iter().peekable();
         while ops.peek().is_some() {
@@ -1244,9 +1424,32 @@ impl<R: Record> Syncer<R> {
             .iter()
             .map(|i| (i.target, i.source_id.clone()))
             .collect();
+        // Once a pair is settled (linked, deleted, unlinked), an intent left for it by a
+        // crash is resolved.
+        let clear_intents = |crm_id: &CrmId, remote_id: &RemoteId, ops: &mut Vec<StateOp>| {
+            for (target, source_id) in [
+                (Side::Provider, ItemId::from(crm_id.clone())),
+                (Side::Crm, ItemId::from(remote_id.clone())),
+            ] {
+                if leftover_intents.contains(&(target, source_id.clone())) {
+                    ops.push(StateOp::ClearIntent { target, source_id });
+                }
+            }
+        };
         let mut written: HashMap<Side, u64> = HashMap::new();
         let total = actions.len() as u64;
-        let chunk_size = self.options.batch_size.max(1);
+        // Actions are written and committed to the state in chunks as large as the larger
+        // side's batch, so each chunk is one request per side and one state commit.
+        let chunk_size = self
+            .options
+            .batch_size
+            .unwrap_or_else(|| {
+                self.crm
+                    .capabilities()
+                    .max_batch
+                    .max(self.provider.capabilities().max_batch)
+            })
+            .clamp(1, 1000);
         let mut done = 0u64;
         let mut actions = actions.into_iter().peekable();
         while actions.peek().is_some() {
@@ -1343,6 +1546,31 @@ impl<R: Record> Syncer<R> {
                 }
             }
 
+            // A create that failed ambiguously (a lost response, a timeout) may have been
+            // applied: look the copy up by its link key now, so it is linked with the
+            // baseline this run knows rather than relinked later without one (where edits
+            // made to the copy in between would read as conflicts).
+            for (i, a) in chunk.iter().enumerate() {
+                if let Action::Create {
+                    target, link_key, ..
+                } = a
+                    && let Some(Err(e)) = outcomes.get(&(i, *target))
+                    && matches!(
+                        e.kind(),
+                        ErrorKind::Transport | ErrorKind::Provider | ErrorKind::RateLimited { .. }
+                    )
+                    && self.store(*target).capabilities().link_keys
+                    && let Ok(Some(found)) = self
+                        .retrying(*target, requests, || {
+                            self.store(*target)
+                                .find_by_link_key(self.collection(*target), link_key)
+                        })
+                        .await
+                {
+                    outcomes.insert((i, *target), Ok(WriteOutcome::Written(found)));
+                }
+            }
+
             // Record each action's result.
             for (i, action) in chunk.into_iter().enumerate() {
                 match action {
@@ -1384,7 +1612,6 @@ impl<R: Record> Syncer<R> {
                                     target,
                                     source_id: source.id.clone(),
                                 });
-                                resolved_deferred.remove(&(source_side, source.id.clone()));
                                 report.side_mut(target).created += 1;
                                 report.linked += 1;
                                 for loss in losses {
@@ -1485,19 +1712,18 @@ impl<R: Record> Syncer<R> {
                                 baseline: m.baseline,
                                 synced_at: now,
                             }));
-                            resolved_deferred.remove(&(Side::Crm, m.crm_id.clone().into()));
-                            resolved_deferred.remove(&(Side::Provider, m.remote_id.clone().into()));
                             if m.linked_by.is_some() {
                                 report.linked += 1;
-                                // A relink found by an intent's link key resolves the intent.
-                                for target in [Side::Crm, Side::Provider] {
-                                    let source_id: ItemId = match target {
-                                        Side::Provider => m.crm_id.clone().into(),
-                                        Side::Crm => m.remote_id.clone().into(),
-                                    };
-                                    if leftover_intents.contains(&(target, source_id.clone())) {
-                                        state_ops.push(StateOp::ClearIntent { target, source_id });
-                                    }
+                            }
+                            // A pair linked with a copy found by an intent's link key (a
+                            // relink, or a link substituted in declare) resolves the intent.
+                            for target in [Side::Crm, Side::Provider] {
+                                let source_id: ItemId = match target {
+                                    Side::Provider => m.crm_id.clone().into(),
+                                    Side::Crm => m.remote_id.clone().into(),
+                                };
+                                if leftover_intents.contains(&(target, source_id.clone())) {
+                                    state_ops.push(StateOp::ClearIntent { target, source_id });
                                 }
                             }
                             for c in m.conflicts {
@@ -1522,8 +1748,43 @@ impl<R: Record> Syncer<R> {
                                 });
                             }
                         } else {
-                            // Part of the pair was written: both sides are read again next
-                            // run and merged against the old baseline, which still holds.
+                            // Part of the pair was written. The fields whose write succeeded
+                            // now agree on both sides: the baseline takes them, so they do not
+                            // read as edits of that side next run. Versions stay as they were,
+                            // so both sides are compared again against that baseline.
+                            if let Some(previous) = &m.previous {
+                                let mut baseline = previous.baseline.clone();
+                                let mut moved = false;
+                                for (side, write) in [
+                                    (Side::Crm, &m.crm_write),
+                                    (Side::Provider, &m.provider_write),
+                                ] {
+                                    let Some(write) = write else { continue };
+                                    if failed.iter().any(|(s, _)| *s == side) {
+                                        continue;
+                                    }
+                                    for f in &write.fields {
+                                        let name = f.name();
+                                        if let (Some(v), Some(h)) = (
+                                            m.baseline.fields.get(name),
+                                            m.baseline.field_hashes.get(name),
+                                        ) {
+                                            baseline.fields.insert(name.to_owned(), v.clone());
+                                            baseline.field_hashes.insert(name.to_owned(), *h);
+                                            moved = true;
+                                        }
+                                    }
+                                }
+                                if moved {
+                                    baseline.hash =
+                                        CanonicalRecord::hash_of(&baseline.field_hashes);
+                                    state_ops.push(StateOp::PutLink(Link {
+                                        baseline,
+                                        synced_at: now,
+                                        ..previous.clone()
+                                    }));
+                                }
+                            }
                             for (side, e) in &failed {
                                 let id: ItemId = match side {
                                     Side::Crm => m.crm_id.clone().into(),
@@ -1563,25 +1824,27 @@ impl<R: Record> Syncer<R> {
                             *written.entry(target).or_default() += 1;
                             report.unlinked += 1;
                             state_ops.push(StateOp::RemoveLink(crm_id.clone()));
-                            resolved_deferred.remove(&(Side::Crm, crm_id.into()));
-                            resolved_deferred.remove(&(Side::Provider, remote_id.into()));
+                            clear_intents(&crm_id, &remote_id, &mut state_ops);
                         }
                         Some(Err(e)) if matches!(e.kind(), ErrorKind::NotFound) => {
                             report.unlinked += 1;
                             state_ops.push(StateOp::RemoveLink(crm_id.clone()));
-                            resolved_deferred.remove(&(Side::Crm, crm_id.into()));
-                            resolved_deferred.remove(&(Side::Provider, remote_id.into()));
+                            clear_intents(&crm_id, &remote_id, &mut state_ops);
                         }
                         Some(Err(e)) => {
                             let deleted_side = target.opposite();
-                            let id: ItemId = match deleted_side {
-                                Side::Crm => crm_id.into(),
-                                Side::Provider => remote_id.into(),
+                            let (id, survivor): (ItemId, ItemId) = match deleted_side {
+                                Side::Crm => (crm_id.into(), remote_id.into()),
+                                Side::Provider => (remote_id.into(), crm_id.into()),
                             };
                             report
                                 .errors
                                 .push(RecordError::new(target, Some(id.to_string()), &e));
                             defer(deleted_side, id, &e, &mut state_ops, &mut resolved_deferred);
+                            // The survivor is read again next run: the link's version of it
+                            // may be stale (it was edited, or the failure was a 412), and a
+                            // deletion retried on that version would fail forever.
+                            defer(target, survivor, &e, &mut state_ops, &mut resolved_deferred);
                         }
                         None => {}
                     },
@@ -1591,8 +1854,7 @@ impl<R: Record> Syncer<R> {
                     | Action::Forget { crm_id, remote_id } => {
                         report.unlinked += 1;
                         state_ops.push(StateOp::RemoveLink(crm_id.clone()));
-                        resolved_deferred.remove(&(Side::Crm, crm_id.into()));
-                        resolved_deferred.remove(&(Side::Provider, remote_id.into()));
+                        clear_intents(&crm_id, &remote_id, &mut state_ops);
                     }
                     Action::ConfirmDeletion { .. } => {
                         // Turned into a deletion or a deferred item above.
@@ -1610,6 +1872,32 @@ impl<R: Record> Syncer<R> {
                         report.skipped.push(SkipReport {
                             side,
                             id: id.to_string(),
+                            reason,
+                        });
+                    }
+                    Action::Postpone {
+                        crm_id,
+                        remote_id,
+                        reason,
+                    } => {
+                        let e = Error::new(ErrorKind::LimitReached, reason.to_string());
+                        defer(
+                            Side::Crm,
+                            crm_id.clone().into(),
+                            &e,
+                            &mut state_ops,
+                            &mut resolved_deferred,
+                        );
+                        defer(
+                            Side::Provider,
+                            remote_id.into(),
+                            &e,
+                            &mut state_ops,
+                            &mut resolved_deferred,
+                        );
+                        report.skipped.push(SkipReport {
+                            side: Side::Crm,
+                            id: crm_id.to_string(),
                             reason,
                         });
                     }

@@ -5,6 +5,7 @@
 //! with the baseline; a changed pair goes through the field-level three-way merge
 //! ([`merge`](self)), where each field follows its [`FieldRule`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -206,6 +207,10 @@ pub struct Merge<R: Record> {
     pub forbidden: Vec<ForbiddenChange>,
     /// What the provider could not hold.
     pub losses: Vec<FieldLoss>,
+    /// The link as it was before this run; `None` for a pair linked in this run. When
+    /// only one side's write succeeds, the executor records what that side now agrees on
+    /// against this baseline, so the other side's edits are not mistaken for ours.
+    pub previous: Option<Link>,
 }
 
 /// Why a record is left alone.
@@ -224,6 +229,9 @@ pub enum SkipReason {
     DuplicateCopy(String),
     /// The side to write is not written in this run (push or pull).
     NotWrittenThisRun,
+    /// A provider copy of ours whose CRM record was deleted while the policy kept the copy
+    /// (or while the pair was not linked): it is not copied back over the deletion.
+    CounterpartDeleted(String),
 }
 
 impl fmt::Display for SkipReason {
@@ -238,6 +246,9 @@ impl fmt::Display for SkipReason {
             }
             SkipReason::CapReached => f.write_str("the collection's cap is reached"),
             SkipReason::DuplicateCopy(of) => write!(f, "a second copy of linked record {of}"),
+            SkipReason::CounterpartDeleted(of) => {
+                write!(f, "a copy of crm {of}, which was deleted")
+            }
             SkipReason::NotWrittenThisRun => {
                 f.write_str("the other side is not written in this run")
             }
@@ -303,6 +314,15 @@ pub enum Action<R: Record> {
         /// The pair's remote id.
         remote_id: RemoteId,
     },
+    /// Leave a linked pair for a later run; both sides are read again then.
+    Postpone {
+        /// The pair's CRM id.
+        crm_id: CrmId,
+        /// The pair's remote id.
+        remote_id: RemoteId,
+        /// Why.
+        reason: SkipReason,
+    },
     /// Leave a record alone.
     Skip {
         /// The side it lives on.
@@ -367,6 +387,10 @@ impl<R: Record> fmt::Display for Action<R> {
                     target.opposite(),
                     source.id
                 )?;
+                let summary = source.record.summary();
+                if !summary.is_empty() {
+                    write!(f, " {summary:?}")?;
+                }
                 if !losses.is_empty() {
                     write!(f, " ({} value(s) the {target} cannot hold)", losses.len())?;
                 }
@@ -379,6 +403,15 @@ impl<R: Record> fmt::Display for Action<R> {
                     "update"
                 };
                 write!(f, "{verb} crm {} <-> provider {}", m.crm_id, m.remote_id)?;
+                let summary = m
+                    .crm_write
+                    .as_ref()
+                    .or(m.provider_write.as_ref())
+                    .map(|w| w.record.summary())
+                    .unwrap_or_default();
+                if !summary.is_empty() {
+                    write!(f, " {summary:?}")?;
+                }
                 if let Some(by) = m.linked_by {
                     write!(
                         f,
@@ -433,6 +466,14 @@ impl<R: Record> fmt::Display for Action<R> {
                 )
             }
             Action::Skip { side, id, reason } => write!(f, "skip {side} {id}: {reason}"),
+            Action::Postpone {
+                crm_id,
+                remote_id,
+                reason,
+            } => write!(
+                f,
+                "postpone crm {crm_id} <-> provider {remote_id}: {reason}"
+            ),
             Action::Fail { side, id, error } => write!(f, "fail {side} {id}: {error}"),
         }
     }
@@ -497,9 +538,9 @@ impl<R: Record> Plan<R> {
 
     /// The actions that write to a store or change links.
     pub fn changes(&self) -> impl Iterator<Item = &Action<R>> {
-        self.actions
-            .iter()
-            .filter(|a| !matches!(a, Action::Skip { .. }) && !is_version_refresh(a))
+        self.actions.iter().filter(|a| {
+            !matches!(a, Action::Skip { .. } | Action::Postpone { .. }) && !is_version_refresh(a)
+        })
     }
 }
 
@@ -518,7 +559,7 @@ impl<R: Record> fmt::Display for Plan<R> {
         let skipped = self
             .actions
             .iter()
-            .filter(|a| matches!(a, Action::Skip { .. }))
+            .filter(|a| matches!(a, Action::Skip { .. } | Action::Postpone { .. }))
             .count();
         if shown == 0 {
             writeln!(f, "  nothing to do")?;
@@ -561,11 +602,33 @@ enum Obs<'a, R: Record> {
 
 impl<'a, R: Record> Planner<'a, R> {
     fn new(input: &'a PlanInput<R>) -> Self {
-        let mut by_crm = HashMap::with_capacity(input.links.len());
-        let mut by_remote = HashMap::with_capacity(input.links.len());
+        // Only the links this run touches are indexed: the ids observed, and the link keys
+        // observed copies carry. With a change feed that is a few out of many.
+        let mut wanted_crm: HashSet<&str> = input.crm.keys().map(ItemId::as_str).collect();
+        let mut wanted_remote: HashSet<&str> = input.provider.keys().map(ItemId::as_str).collect();
+        for obs in input.provider.values() {
+            if let Observed::Present { item, .. } = obs
+                && let Some(key) = &item.link_key
+            {
+                wanted_crm.insert(key.as_str());
+            }
+        }
+        for obs in input.crm.values() {
+            if let Observed::Present { item, .. } = obs
+                && let Some(key) = &item.link_key
+            {
+                wanted_remote.insert(key.as_str());
+            }
+        }
+        let mut by_crm = HashMap::with_capacity(wanted_crm.len());
+        let mut by_remote = HashMap::with_capacity(wanted_remote.len());
         for link in &input.links {
-            by_crm.insert(link.crm_id.as_str(), link);
-            by_remote.insert(link.remote_id.as_str(), link);
+            if wanted_crm.contains(link.crm_id.as_str())
+                || wanted_remote.contains(link.remote_id.as_str())
+            {
+                by_crm.insert(link.crm_id.as_str(), link);
+                by_remote.insert(link.remote_id.as_str(), link);
+            }
         }
         let recurrence_skipped = R::recurrence_field()
             .is_some_and(|f| input.policy.rule(f).direction == Direction::Skip);
@@ -778,9 +841,23 @@ impl<'a, R: Record> Planner<'a, R> {
 
     /// A CRM-side record as `side` holds it (fitted to that side's capabilities).
     fn side_form(&self, side: Side, record: &R) -> R {
+        self.side_form_ref(side, record).into_owned()
+    }
+
+    /// As [`side_form`](Self::side_form), without a copy when the side holds everything.
+    fn side_form_ref<'r>(&self, side: Side, record: &'r R) -> Cow<'r, R> {
+        let caps = self.caps(side);
+        if caps.restricts() {
+            Cow::Owned(record.fit(caps).record)
+        } else {
+            Cow::Borrowed(record)
+        }
+    }
+
+    fn caps(&self, side: Side) -> &Capabilities {
         match side {
-            Side::Crm => record.fit(&self.input.crm_capabilities).record,
-            Side::Provider => record.fit(&self.input.provider_capabilities).record,
+            Side::Crm => &self.input.crm_capabilities,
+            Side::Provider => &self.input.provider_capabilities,
         }
     }
 
@@ -852,15 +929,24 @@ impl<'a, R: Record> Planner<'a, R> {
             remote_version,
             provider_modified,
             base: Some(base),
+            base_hashes: Some(&link.baseline),
+            previous: Some(link),
         })
     }
 
     /// The field-level three-way merge of one pair.
-    fn merge(&self, m: MergeIn<R>) -> Action<R> {
+    fn merge(&self, m: MergeIn<'_, R>) -> Action<R> {
         let policy = &self.input.policy;
-        let crm_fit = self.side_form(Side::Provider, &m.crm);
-        let provider_in_crm = self.side_form(Side::Crm, &m.provider);
-        let base_fit = m.base.as_ref().map(|b| self.side_form(Side::Provider, b));
+        // Forms of each record as the other side can hold it; when a side holds everything
+        // they are the records themselves and their hashes are not computed twice.
+        let provider_restricts = self.caps(Side::Provider).restricts();
+        let crm_restricts = self.caps(Side::Crm).restricts();
+        let crm_fit = self.side_form_ref(Side::Provider, &m.crm);
+        let provider_in_crm = self.side_form_ref(Side::Crm, &m.provider);
+        let base_fit = m
+            .base
+            .as_ref()
+            .map(|b| self.side_form_ref(Side::Provider, b));
         let mut merged = m.crm.clone();
         let mut to_crm: BTreeSet<R::Field> = BTreeSet::new();
         let mut to_provider: BTreeSet<R::Field> = BTreeSet::new();
@@ -875,15 +961,35 @@ impl<'a, R: Record> Planner<'a, R> {
             }
             let c_hash = m.crm.field_hash(f);
             let p_hash = m.provider.field_hash(f);
-            let agree = crm_fit.field_hash(f) == p_hash;
-            if agree {
+            let crm_fit_hash = if provider_restricts {
+                crm_fit.field_hash(f)
+            } else {
+                c_hash
+            };
+            if crm_fit_hash == p_hash {
                 continue;
             }
-            let c_changed = m.base.as_ref().is_none_or(|b| b.field_hash(f) != c_hash);
-            let p_changed = base_fit.as_ref().is_none_or(|b| b.field_hash(f) != p_hash);
+            // The baseline's hashes are stored with it: no need to hash it again.
+            let base_hash = m.base.as_ref().map(|b| {
+                m.base_hashes
+                    .and_then(|c| c.field_hash(f.name()))
+                    .unwrap_or_else(|| b.field_hash(f))
+            });
+            let c_changed = base_hash.is_none_or(|b| b != c_hash);
+            let base_fit_hash = match (&base_fit, provider_restricts) {
+                (Some(b), true) => Some(b.field_hash(f)),
+                (Some(_), false) => base_hash,
+                (None, _) => None,
+            };
+            let p_changed = base_fit_hash.is_none_or(|b| b != p_hash);
             // Also no edit when the provider's value, read back into the CRM's form, is
             // what the CRM holds (a lossy copy is not an edit).
-            let p_changed = p_changed && provider_in_crm.field_hash(f) != c_hash;
+            let p_in_crm_hash = if crm_restricts {
+                provider_in_crm.field_hash(f)
+            } else {
+                p_hash
+            };
+            let p_changed = p_changed && p_in_crm_hash != c_hash;
             let winner = self.decide(
                 f,
                 rule,
@@ -955,17 +1061,12 @@ impl<'a, R: Record> Planner<'a, R> {
         if (crm_write.is_some() && !self.input.writable.crm)
             || (provider_write.is_some() && !self.input.writable.provider)
         {
-            let side = if crm_write.is_some() && !self.input.writable.crm {
-                Side::Provider
-            } else {
-                Side::Crm
-            };
-            return Action::Skip {
-                side,
-                id: match side {
-                    Side::Crm => m.crm_id.into(),
-                    Side::Provider => m.remote_id.into(),
-                },
+            // Both sides become deferred items, read again next run: either may hold the
+            // change that waits (a pull moves the provider's cursor past a provider edit,
+            // and an earlier failed run may have left a CRM edit deferred).
+            return Action::Postpone {
+                crm_id: m.crm_id,
+                remote_id: m.remote_id,
                 reason: SkipReason::NotWrittenThisRun,
             };
         }
@@ -981,6 +1082,7 @@ impl<'a, R: Record> Planner<'a, R> {
             conflicts,
             forbidden,
             losses,
+            previous: m.previous.cloned(),
         }))
     }
 
@@ -992,7 +1094,7 @@ impl<'a, R: Record> Planner<'a, R> {
         rule: FieldRule,
         c_changed: bool,
         p_changed: bool,
-        m: &MergeIn<R>,
+        m: &MergeIn<'_, R>,
         conflicts: &mut Vec<Conflict>,
         forbidden: &mut Vec<ForbiddenChange>,
     ) -> Option<Side> {
@@ -1002,6 +1104,18 @@ impl<'a, R: Record> Planner<'a, R> {
             Direction::ProviderToCrm => Some(Side::Provider),
             Direction::Both | Direction::Skip => None,
         };
+        if m.base.is_none() {
+            // A first link (by link key or natural key): neither value is an edit. An empty
+            // value never wipes a filled one, whatever the direction: the filled side wins.
+            match (is_empty(&m.crm.field(f)), is_empty(&m.provider.field(f))) {
+                (true, false) => return Some(Side::Provider),
+                (false, true) => return Some(Side::Crm),
+                _ => {}
+            }
+            if let Some(owner) = owner {
+                return Some(owner);
+            }
+        }
         if let Some(owner) = owner {
             let other_changed = match owner {
                 Side::Crm => p_changed,
@@ -1156,6 +1270,15 @@ impl<'a, R: Record> Planner<'a, R> {
                 }
                 continue;
             }
+            if matches!(input.crm.get(key.as_str()), Some(Observed::Deleted)) {
+                actions.push(Action::Skip {
+                    side: Side::Provider,
+                    id: p.id.clone(),
+                    reason: SkipReason::CounterpartDeleted(key.to_string()),
+                });
+                provider_taken.insert(p.id.as_str());
+                continue;
+            }
             if let Some(c) = crm_by_id.get(key.as_str())
                 && crm_taken.insert(c.id.as_str())
             {
@@ -1289,6 +1412,8 @@ impl<'a, R: Record> Planner<'a, R> {
             remote_version: provider.version.clone(),
             provider_modified: None,
             base: None,
+            base_hashes: None,
+            previous: None,
         })
     }
 
@@ -1363,7 +1488,7 @@ impl<'a, R: Record> Planner<'a, R> {
     }
 }
 
-struct MergeIn<R: Record> {
+struct MergeIn<'b, R: Record> {
     crm_id: CrmId,
     remote_id: RemoteId,
     linked_by: Option<LinkedBy>,
@@ -1374,6 +1499,10 @@ struct MergeIn<R: Record> {
     remote_version: Version,
     provider_modified: Option<DateTime<Utc>>,
     base: Option<R>,
+    /// The stored baseline, whose per-field hashes spare hashing `base` again.
+    base_hashes: Option<&'b CanonicalRecord>,
+    /// The link as it was, for an existing pair.
+    previous: Option<&'b Link>,
 }
 
 /// Whether a field value is empty: null, an empty string, list or object, or an object

@@ -237,6 +237,37 @@ impl SyncReport {
         self.errors.is_empty() && self.guard.is_none()
     }
 
+    /// The report in one line, for status listings.
+    pub fn one_line(&self) -> String {
+        let mut line = format!(
+            "{:?} of {}: crm +{} ~{} -{}, provider +{} ~{} -{}",
+            self.kind,
+            self.key,
+            self.crm.created,
+            self.crm.updated,
+            self.crm.deleted,
+            self.provider.created,
+            self.provider.updated,
+            self.provider.deleted
+        );
+        if !self.conflicts.is_empty() {
+            line.push_str(&format!(", {} conflict(s)", self.conflicts.len()));
+        }
+        if !self.errors.is_empty() {
+            line.push_str(&format!(", {} error(s)", self.errors.len()));
+        }
+        if !self.pending_deletions.is_empty() {
+            line.push_str(&format!(
+                ", {} deletion(s) to confirm",
+                self.pending_deletions.len()
+            ));
+        }
+        if self.guard.is_some() {
+            line.push_str(", stopped by the mass-deletion guard");
+        }
+        line
+    }
+
     /// Adds another report's counts and entries to this one (for several collections).
     pub fn absorb(&mut self, other: SyncReport) {
         for side in [Side::Crm, Side::Provider] {

@@ -660,8 +660,17 @@ fn a_pull_writes_only_the_crm() {
         Action::Skip {
             reason: SkipReason::NotWrittenThisRun,
             ..
+        } | Action::Postpone {
+            reason: SkipReason::NotWrittenThisRun,
+            ..
         }
     )));
+    // The linked pair is postponed as a whole: both sides are read again next run.
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::Postpone { crm_id, .. } if crm_id.as_str() == "c1"))
+    );
 }
 
 #[test]
@@ -692,4 +701,52 @@ fn an_invalid_provider_value_fails_that_record_only() {
             .iter()
             .any(|a| matches!(a, Action::Merge(m) if m.crm_id.as_str() == "c1"))
     );
+}
+
+#[test]
+fn a_copy_of_a_deleted_crm_record_is_not_copied_back() {
+    // The CRM deleted c1 while the policy kept (unlinked) its provider copy; a later full
+    // listing sees the copy again: it must not resurrect c1.
+    let e = event("Kickoff", 20);
+    let mut i = input::<Event>(FieldPolicy::calendar_defaults());
+    i.crm.insert(ItemId::new("c1").unwrap(), Observed::Deleted);
+    put(&mut i.provider, present(stored("p1", "3", e, Some("c1"))));
+    let plan = run_plan(&i);
+    assert!(
+        matches!(&plan.actions[..], [Action::Skip { reason: SkipReason::CounterpartDeleted(of), .. }] if of == "c1"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_first_link_fills_empty_values_and_never_wipes_filled_ones() {
+    let mut crm = Contact::new("Ann")
+        .with_email("ann@example.com", Usage::Work)
+        .unwrap();
+    crm.organization.company = "Acme".into();
+    let mut prov = Contact::new("Ann")
+        .with_email("ann@example.com", Usage::Work)
+        .unwrap();
+    prov.notes = "Met at the fair".into();
+    prov.organization.company = "Acme Corp".into();
+    let mut i = input::<Contact>(FieldPolicy::contact_defaults());
+    put(&mut i.crm, present(stored("c1", "1", crm, None)));
+    put(&mut i.provider, present(stored("p1", "1", prov, None)));
+    let plan = run_plan(&i);
+    let m = only_merge(&plan);
+    // The phone's notes fill the CRM's empty notes; the CRM owns the company and keeps it.
+    assert_eq!(
+        m.crm_write.as_ref().unwrap().record.notes,
+        "Met at the fair"
+    );
+    assert_eq!(
+        m.provider_write
+            .as_ref()
+            .unwrap()
+            .record
+            .organization
+            .company,
+        "Acme"
+    );
+    assert!(m.conflicts.is_empty() && m.forbidden.is_empty(), "{plan}");
 }

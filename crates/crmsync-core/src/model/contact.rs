@@ -317,6 +317,20 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 impl Record for Contact {
     type Field = ContactField;
     const KIND: &'static str = "contact";
+    /// CRM sync guides cap contacts at 2,000 per user.
+    const DEFAULT_CAP: Option<usize> = Some(2000);
+
+    fn summary(&self) -> String {
+        let name = normalize::line(&self.display_name);
+        if name.is_empty() {
+            self.emails
+                .first()
+                .map(|e| e.address.to_string())
+                .unwrap_or_default()
+        } else {
+            name
+        }
+    }
 
     fn field(&self, field: ContactField) -> FieldValue {
         match field {

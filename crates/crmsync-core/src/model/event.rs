@@ -388,6 +388,12 @@ struct ColourValue {
 impl Record for Event {
     type Field = EventField;
     const KIND: &'static str = "event";
+    /// CRM sync guides cap calendars at 1,000 events per period.
+    const DEFAULT_CAP: Option<usize> = Some(1000);
+
+    fn summary(&self) -> String {
+        normalize::line(&self.title)
+    }
 
     fn field(&self, field: EventField) -> FieldValue {
         match field {

@@ -1,0 +1,487 @@
+//! Retries, written once: which failures are retried, and how long to wait.
+//!
+//! # What is retried
+//!
+//! | outcome | retried for |
+//! |---|---|
+//! | 429 Too Many Requests | every request (the server refused it unprocessed) |
+//! | 503 Service Unavailable (incl. Graph `MailboxConcurrency`) | every request |
+//! | 403 with Google's `rateLimitExceeded` / `userRateLimitExceeded` (legacy `errors[].reason`), `RESOURCE_EXHAUSTED` (`error.status`) or `RATE_LIMIT_EXCEEDED` (`error.details[].reason`) | every request |
+//! | 408, 500, 502, 504 and other 5xx but 501 and 505 | idempotent requests only: the server may have acted before failing |
+//! | timeout, connection failure, broken connection | idempotent requests only |
+//! | anything else: 400, 401, 403 (other reasons, incl. `quotaExceeded`), 404, 409, 410, 412, … | never: they need a fresh read, a fix or a new sign-in, not the same request again |
+//!
+//! A request is idempotent when [`ApiRequest::is_idempotent`] says so: `GET`, `HEAD`,
+//! `OPTIONS`, `PUT` and `DELETE` are; `POST` and `PATCH` (even with `If-Match`) are not
+//! unless the caller marks them, e.g. a create with a client-chosen id.
+//!
+//! # How long to wait
+//!
+//! A `Retry-After` header (seconds, or an HTTP date read against the policy's
+//! [`Clock`]) is honoured exactly; one above [`RetryPolicy::with_max_retry_after`] ends
+//! the retries, and the response is returned so its error carries the wait to whoever
+//! schedules the next run. Without one (or with `0`), delays grow exponentially
+//! (backon's [`ExponentialBuilder`], factor 2, capped) and a [`Jitter`] spreads them.
+//! Retries stop after [`RetryPolicy::with_max_attempts`] attempts, or when the next wait
+//! would take the total waited past [`RetryPolicy::with_max_elapsed`]. Every wait goes
+//! through the policy's [`Sleeper`], so tests record delays instead of waiting.
+//!
+//! [`ApiRequest::is_idempotent`]: crate::ApiRequest::is_idempotent
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use crmsync_core::time::BoxFuture;
+use crmsync_core::{Clock, Error, Result, Sleeper, SystemClock};
+use http::StatusCode;
+use http::header::{HeaderMap, RETRY_AFTER};
+
+use crate::client::{ApiRequest, HttpResponse, TransportError};
+
+/// Whether to send a request again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Send it again, after the server's `Retry-After` when it gave one.
+    Retry {
+        /// The wait the server asked for.
+        retry_after: Option<Duration>,
+    },
+    /// Do not: return this outcome to the caller.
+    DoNotRetry,
+}
+
+/// Classifies a response (see the [module docs](self) for the table).
+pub fn classify_response(
+    response: &HttpResponse,
+    idempotent: bool,
+    now: DateTime<Utc>,
+) -> RetryDecision {
+    let status = response.status();
+    let retry = || RetryDecision::Retry {
+        retry_after: retry_after(response.headers(), now),
+    };
+    match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => retry(),
+        StatusCode::FORBIDDEN if is_google_rate_limit(response.body()) => retry(),
+        StatusCode::NOT_IMPLEMENTED | StatusCode::HTTP_VERSION_NOT_SUPPORTED => {
+            RetryDecision::DoNotRetry
+        }
+        s if idempotent && (s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT) => retry(),
+        _ => RetryDecision::DoNotRetry,
+    }
+}
+
+/// Classifies a request that got no response: retried only when idempotent.
+pub fn classify_transport(_error: &TransportError, idempotent: bool) -> RetryDecision {
+    if idempotent {
+        RetryDecision::Retry { retry_after: None }
+    } else {
+        RetryDecision::DoNotRetry
+    }
+}
+
+/// The wait a `Retry-After` header asks for: delay-seconds, or an HTTP date (a date in
+/// the past is no wait). `None` when absent or unreadable.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date: DateTime<Utc> = httpdate::parse_http_date(value).ok()?.into();
+    Some((date - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Whether a body is a Google rate-limit error: legacy `error.errors[].reason` of
+/// `rateLimitExceeded` / `userRateLimitExceeded`, `error.status` `RESOURCE_EXHAUSTED`,
+/// or `error.details[].reason` `RATE_LIMIT_EXCEEDED`. Daily `quotaExceeded` is not one:
+/// retrying within minutes cannot help.
+pub fn is_google_rate_limit(body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    let error = &value["error"];
+    let reasons = |list: &serde_json::Value| {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["reason"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    error["status"] == "RESOURCE_EXHAUSTED"
+        || reasons(&error["errors"])
+            .iter()
+            .any(|r| r == "rateLimitExceeded" || r == "userRateLimitExceeded")
+        || reasons(&error["details"])
+            .iter()
+            .any(|r| r == "RATE_LIMIT_EXCEEDED")
+}
+
+/// Spreads backoff delays so that clients throttled together do not retry together.
+pub trait Jitter: fmt::Debug + Send + Sync {
+    /// The delay to wait instead of `delay`.
+    fn apply(&self, delay: Duration) -> Duration;
+}
+
+/// "Equal jitter": half the delay, plus a uniformly random part of the other half.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomJitter;
+
+impl Jitter for RandomJitter {
+    fn apply(&self, delay: Duration) -> Duration {
+        let half = delay / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// No jitter: the exponential delays as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoJitter;
+
+impl Jitter for NoJitter {
+    fn apply(&self, delay: Duration) -> Duration {
+        delay
+    }
+}
+
+/// Waits with `tokio::time::sleep`: the default [`Sleeper`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioSleeper;
+
+impl Sleeper for TokioSleeper {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// How many times, and how patiently, to retry. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    max_attempts: usize,
+    initial_delay: Duration,
+    max_delay: Duration,
+    max_elapsed: Duration,
+    max_retry_after: Duration,
+    sleeper: Arc<dyn Sleeper>,
+    jitter: Arc<dyn Jitter>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts; delays from 1 s doubling to at most 32 s, with [`RandomJitter`]; at
+    /// most 2 minutes waited in all; `Retry-After` honoured up to 60 s; waits with
+    /// [`TokioSleeper`]; HTTP dates read against the [`SystemClock`].
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(32),
+            max_elapsed: Duration::from_secs(120),
+            max_retry_after: Duration::from_secs(60),
+            sleeper: Arc::new(TokioSleeper),
+            jitter: Arc::new(RandomJitter),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries.
+    pub fn never() -> Self {
+        Self::default().with_max_attempts(1)
+    }
+
+    /// Attempts in all, the first included (at least 1).
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: usize) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The first backoff delay, and the cap of the doubling ones.
+    #[must_use]
+    pub fn with_delays(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_delay = initial;
+        self.max_delay = max.max(initial);
+        self
+    }
+
+    /// The most time waited between attempts, in all.
+    #[must_use]
+    pub fn with_max_elapsed(mut self, max: Duration) -> Self {
+        self.max_elapsed = max;
+        self
+    }
+
+    /// The longest `Retry-After` waited for; a longer one ends the retries.
+    #[must_use]
+    pub fn with_max_retry_after(mut self, max: Duration) -> Self {
+        self.max_retry_after = max;
+        self
+    }
+
+    /// Where waits happen ([`RecordingSleeper`](crmsync_core::RecordingSleeper) in tests).
+    #[must_use]
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// How delays are spread ([`NoJitter`] or a fixed one in tests).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The clock HTTP-date `Retry-After` values are read against.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Attempts in all.
+    pub fn max_attempts(&self) -> usize {
+        self.max_attempts
+    }
+
+    fn backoff(&self) -> JitteredBuilder {
+        JitteredBuilder {
+            inner: ExponentialBuilder::new()
+                .with_min_delay(self.initial_delay)
+                .with_max_delay(self.max_delay)
+                .with_factor(2.0)
+                .with_max_times(self.max_attempts - 1),
+            jitter: self.jitter.clone(),
+        }
+    }
+
+    /// Runs `attempt` until its outcome is not to be retried, or the policy's limits are
+    /// reached, and returns the last response.
+    ///
+    /// `attempt` returns `Err` for a request that cannot be built (never retried),
+    /// `Ok(Err(_))` when no response came, `Ok(Ok(response))` otherwise.
+    ///
+    /// # Errors
+    /// The error of a request that cannot be built, or
+    /// [`ErrorKind::Transport`](crmsync_core::ErrorKind::Transport) when the last attempt
+    /// got no response.
+    pub async fn run<F, Fut>(&self, request: &ApiRequest, mut attempt: F) -> Result<HttpResponse>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<std::result::Result<HttpResponse, TransportError>>>,
+    {
+        let idempotent = request.is_idempotent();
+        let clock = self.clock.clone();
+        let operation = || {
+            let outcome = attempt();
+            let clock = clock.clone();
+            async move {
+                match outcome.await {
+                    Err(e) => Err(Failure::Fatal(e)),
+                    Ok(Ok(response)) => {
+                        match classify_response(&response, idempotent, clock.now()) {
+                            RetryDecision::Retry { retry_after } => Err(Failure::Retryable {
+                                outcome: Ok(response),
+                                retry_after,
+                            }),
+                            RetryDecision::DoNotRetry => Ok(response),
+                        }
+                    }
+                    Ok(Err(e)) => match classify_transport(&e, idempotent) {
+                        RetryDecision::Retry { retry_after } => Err(Failure::Retryable {
+                            outcome: Err(e),
+                            retry_after,
+                        }),
+                        RetryDecision::DoNotRetry => Err(Failure::Fatal(e.into())),
+                    },
+                }
+            }
+        };
+        let sleeper = self.sleeper.clone();
+        let max_retry_after = self.max_retry_after;
+        let max_elapsed = self.max_elapsed;
+        let mut waited = Duration::ZERO;
+        let result = operation
+            .retry(self.backoff())
+            .sleep(move |delay| sleeper.sleep(delay))
+            .when(|failure: &Failure| matches!(failure, Failure::Retryable { .. }))
+            .adjust(move |failure, backoff| {
+                let backoff = backoff?;
+                let delay = match failure {
+                    Failure::Retryable {
+                        retry_after: Some(asked),
+                        ..
+                    } if !asked.is_zero() => {
+                        if *asked > max_retry_after {
+                            tracing::info!(
+                                retry_after_s = asked.as_secs(),
+                                "the server asked for a longer wait than allowed; not retrying"
+                            );
+                            return None;
+                        }
+                        *asked
+                    }
+                    _ => backoff,
+                };
+                if waited + delay > max_elapsed {
+                    return None;
+                }
+                waited += delay;
+                Some(delay)
+            })
+            .notify(|failure, delay| {
+                tracing::info!(
+                    outcome = %failure,
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying"
+                );
+            })
+            .await;
+        match result {
+            Ok(response) => Ok(response),
+            Err(Failure::Retryable {
+                outcome: Ok(response),
+                ..
+            }) => Ok(response),
+            Err(Failure::Retryable {
+                outcome: Err(e), ..
+            }) => Err(e.into()),
+            Err(Failure::Fatal(e)) => Err(e),
+        }
+    }
+}
+
+/// One attempt's failure, as the retry loop sees it.
+enum Failure {
+    Retryable {
+        outcome: std::result::Result<HttpResponse, TransportError>,
+        retry_after: Option<Duration>,
+    },
+    Fatal(Error),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Retryable {
+                outcome: Ok(response),
+                ..
+            } => write!(f, "HTTP {}", response.status().as_u16()),
+            Failure::Retryable {
+                outcome: Err(e), ..
+            } => write!(f, "{e}"),
+            Failure::Fatal(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// backon's exponential backoff (without its own jitter) followed by our [`Jitter`].
+struct JitteredBuilder {
+    inner: ExponentialBuilder,
+    jitter: Arc<dyn Jitter>,
+}
+
+struct Jittered {
+    inner: ExponentialBackoff,
+    jitter: Arc<dyn Jitter>,
+}
+
+impl BackoffBuilder for JitteredBuilder {
+    type Backoff = Jittered;
+
+    fn build(self) -> Jittered {
+        Jittered {
+            inner: self.inner.build(),
+            jitter: self.jitter,
+        }
+    }
+}
+
+impl Iterator for Jittered {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        // backon multiplies in f32 (200 ms comes out as 200.000003 ms): round to whole
+        // milliseconds so delays are the exact powers of two they are meant to be.
+        self.inner.next().map(|delay| {
+            let millis = (delay.as_micros() + 500) / 1000;
+            let delay = Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX));
+            self.jitter.apply(delay)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+        let mut builder = http::Response::builder().status(status);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(body.as_bytes().to_vec()).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn statuses() {
+        let retry = |s, idem| {
+            matches!(
+                classify_response(&response(s, &[], ""), idem, now()),
+                RetryDecision::Retry { .. }
+            )
+        };
+        for s in [429, 503] {
+            assert!(retry(s, true) && retry(s, false), "{s}");
+        }
+        for s in [500, 502, 504, 408] {
+            assert!(retry(s, true) && !retry(s, false), "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 410, 412, 501] {
+            assert!(!retry(s, true) && !retry(s, false), "{s}");
+        }
+    }
+
+    #[test]
+    fn google_rate_limit_bodies() {
+        assert!(is_google_rate_limit(
+            br#"{"error":{"errors":[{"domain":"usageLimits","reason":"userRateLimitExceeded"}],"code":403}}"#
+        ));
+        assert!(is_google_rate_limit(
+            br#"{"error":{"code":403,"status":"RESOURCE_EXHAUSTED"}}"#
+        ));
+        assert!(is_google_rate_limit(
+            br#"{"error":{"code":403,"details":[{"reason":"RATE_LIMIT_EXCEEDED"}]}}"#
+        ));
+        assert!(!is_google_rate_limit(
+            br#"{"error":{"errors":[{"reason":"quotaExceeded"}],"code":403}}"#
+        ));
+        assert!(!is_google_rate_limit(b"not json"));
+    }
+
+    #[test]
+    fn retry_after_values() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(RETRY_AFTER, v.parse().unwrap());
+            retry_after(&m, now())
+        };
+        assert_eq!(h("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            h("Mon, 05 Jan 2026 09:00:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(h("Mon, 05 Jan 2026 08:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(h("soon"), None);
+    }
+}

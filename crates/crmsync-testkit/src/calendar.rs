@@ -1,0 +1,1169 @@
+//! Google Calendar v3 (section 1 of api-semantics.md).
+//!
+//! Evidence levels of messages: the 410/412/409/timeRangeEmpty/reminder/time-zone bodies are the
+//! documented or observed ones; the message for a request body that does not match the discovery
+//! schema (unknown field, wrong type) is Google's ESF wording, which Calendar is not on record
+//! for (inference) — the status, 400, is what matters to a client.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde_json::{Map, Value, json};
+
+use crate::Endpoint;
+use crate::schema::{CALENDAR_SCHEMAS, validate};
+use crate::state::{Calendar, PageCursor, State, StoredEvent, SyncPoint, cut_page};
+use crate::wire::{CalErr, Req, Resp};
+
+pub(crate) fn route(method: &str, rest: &[&str]) -> Option<Endpoint> {
+    use Endpoint::*;
+    match (method, rest) {
+        ("GET", ["users", "me", "calendarList"]) => Some(CalendarListList),
+        ("GET", ["users", "me", "calendarList", _]) => Some(CalendarListGet),
+        ("GET", ["colors"]) => Some(Colors),
+        ("POST", ["freeBusy"]) => Some(FreeBusy),
+        ("GET", ["calendars", _, "events"]) => Some(EventsList),
+        ("POST", ["calendars", _, "events"]) => Some(EventsInsert),
+        ("GET", ["calendars", _, "events", _]) => Some(EventsGet),
+        ("PATCH", ["calendars", _, "events", _]) => Some(EventsPatch),
+        ("PUT", ["calendars", _, "events", _]) => Some(EventsUpdate),
+        ("DELETE", ["calendars", _, "events", _]) => Some(EventsDelete),
+        _ => None,
+    }
+}
+
+pub(crate) fn handle(st: &mut State, user: &str, endpoint: Endpoint, req: &Req) -> Resp {
+    let r = match endpoint {
+        Endpoint::CalendarListList => calendar_list(st, user, req),
+        Endpoint::CalendarListGet => calendar_list_get(st, user, req),
+        Endpoint::Colors => Ok(Resp::json(200, &colors())),
+        Endpoint::FreeBusy => free_busy(st, user, req),
+        _ => events(st, user, endpoint, req),
+    };
+    r.unwrap_or_else(|e| e.resp())
+}
+
+type R = Result<Resp, CalErr>;
+
+// ---------------------------------------------------------------- helpers
+
+fn tz_of(name: &str) -> Option<Tz> {
+    name.parse::<Tz>().ok()
+}
+
+/// RFC 3339 with a mandatory offset (G-CAL-4).
+pub(crate) fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+fn parse_naive(s: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok()
+}
+
+/// The instant an `EventDateTime` denotes (all-day dates at midnight in `cal_tz`).
+fn edt_instant(edt: &Value, cal_tz: Tz) -> Option<DateTime<Utc>> {
+    if let Some(d) = edt.get("date").and_then(Value::as_str) {
+        let date = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?;
+        let midnight = date.and_hms_opt(0, 0, 0)?;
+        return cal_tz
+            .from_local_datetime(&midnight)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc));
+    }
+    let dt = edt.get("dateTime").and_then(Value::as_str)?;
+    if let Some(i) = parse_instant(dt) {
+        return Some(i);
+    }
+    let naive = parse_naive(dt)?;
+    let tz = edt
+        .get("timeZone")
+        .and_then(Value::as_str)
+        .and_then(tz_of)
+        .unwrap_or(cal_tz);
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn event_bounds(ev: &Map<String, Value>, cal_tz: Tz) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    Some((
+        edt_instant(ev.get("start")?, cal_tz)?,
+        edt_instant(ev.get("end")?, cal_tz)?,
+    ))
+}
+
+fn cal_tz(cal: &Calendar) -> Tz {
+    tz_of(&cal.time_zone).unwrap_or(Tz::UTC)
+}
+
+fn parse_body(req: &Req) -> Result<Value, CalErr> {
+    serde_json::from_slice::<Value>(&req.body)
+        .map_err(|_| CalErr::new(400, "global", "parseError", "Parse Error"))
+}
+
+fn check_schema(root: &str, body: &Value) -> Result<(), CalErr> {
+    if !body.is_object() {
+        return Err(CalErr::new(400, "global", "parseError", "Parse Error"));
+    }
+    validate(CALENDAR_SCHEMAS, root, body, "resource")
+        .map_err(|v| CalErr::new(400, "global", "invalid", v.message()))
+}
+
+fn bool_param(req: &Req, name: &str) -> Result<Option<bool>, CalErr> {
+    match req.q(name) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(CalErr::invalid(name)),
+    }
+}
+
+fn int_param(req: &Req, name: &str, min: i64, max: i64) -> Result<Option<i64>, CalErr> {
+    match req.q(name) {
+        None => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(CalErr::invalid(name)),
+        },
+    }
+}
+
+fn calendar_index(st: &State, user: &str, id: &str) -> Result<usize, CalErr> {
+    st.calendar_index(user, id).ok_or_else(CalErr::not_found)
+}
+
+fn base32hex_id(n: u64, salt: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{salt}:{n}"));
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuv";
+    digest
+        .iter()
+        .take(26)
+        .map(|b| ALPHABET[(*b as usize) % 32] as char)
+        .collect()
+}
+
+/// G-CAL-22: base32hex (lower-case a-v, 0-9), 5 to 1024 characters.
+pub(crate) fn valid_event_id(id: &str) -> bool {
+    (5..=1024).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b))
+}
+
+// ---------------------------------------------------------------- calendarList
+
+fn list_entry(cal: &Calendar) -> Value {
+    let mut v = json!({
+        "kind": "calendar#calendarListEntry",
+        "etag": cal.etag,
+        "id": cal.id,
+        "summary": cal.summary,
+        "timeZone": cal.time_zone,
+        "colorId": cal.color_id,
+        "backgroundColor": "#9fe1e7",
+        "foregroundColor": "#000000",
+        "selected": true,
+        "accessRole": cal.access_role,
+        "defaultReminders": if cal.access_role == "owner" || cal.access_role == "writer" {
+            json!([{"method": "popup", "minutes": 10}])
+        } else { json!([]) },
+    });
+    if let Some(o) = &cal.summary_override {
+        v["summaryOverride"] = json!(o);
+    }
+    if cal.primary {
+        v["primary"] = json!(true);
+    }
+    if cal.hidden {
+        v["hidden"] = json!(true);
+    }
+    v
+}
+
+fn role_rank(role: &str) -> u8 {
+    match role {
+        "freeBusyReader" => 1,
+        "reader" => 2,
+        "writer" => 3,
+        "owner" => 4,
+        _ => 0,
+    }
+}
+
+/// G-CAL-11, G-CAL-34.
+fn calendar_list(st: &mut State, user: &str, req: &Req) -> R {
+    let max = int_param(req, "maxResults", 1, 250)?.unwrap_or(100) as usize;
+    let fingerprint = format!("{user} {}", req.fingerprint());
+    let mut cursor = if let Some(pt) = req.q("pageToken") {
+        match st.page_cursors.get(pt) {
+            Some(c) if c.fingerprint == fingerprint && c.user == user => c.clone(),
+            _ => return Err(CalErr::invalid("pageToken")),
+        }
+    } else {
+        let min_role = req.q("minAccessRole");
+        if let Some(r) = min_role
+            && role_rank(r) == 0
+        {
+            return Err(CalErr::invalid("minAccessRole"));
+        }
+        let show_hidden = bool_param(req, "showHidden")?.unwrap_or(false);
+        let since = match req.q("syncToken") {
+            Some(tok) => {
+                if min_role.is_some() {
+                    return Err(sync_restrictions());
+                }
+                match st.sync_tokens.get(tok) {
+                    Some(p) if p.valid && p.user == user && p.collection == "calendarList" => {
+                        Some(p.seq)
+                    }
+                    _ => return Err(full_sync_required()),
+                }
+            }
+            None => None,
+        };
+        let u = st.users.get(user).cloned().unwrap_or_default();
+        let items: Vec<Value> = u
+            .calendars
+            .iter()
+            .filter(|c| since.is_none_or(|s| c.seq > s))
+            .filter(|c| since.is_some() || show_hidden || !c.hidden)
+            .filter(|c| min_role.is_none_or(|r| role_rank(&c.access_role) >= role_rank(r)))
+            .map(list_entry)
+            .collect();
+        let point = SyncPoint {
+            user: user.to_owned(),
+            collection: "calendarList".into(),
+            seq: st.seq,
+            window: (None, None),
+            fields: String::new(),
+            full_sync_at: st.now(),
+            valid: true,
+        };
+        let token = st.store_sync_token(point);
+        PageCursor {
+            user: user.to_owned(),
+            fingerprint,
+            total: items.len(),
+            remaining: items,
+            page_index: 0,
+            page_size: max,
+            next_sync_token: Some(token),
+        }
+    };
+    let paging = st.paging;
+    let (page, more) = cut_page(&paging, &mut cursor);
+    let etag = st.new_etag();
+    let mut body = json!({"kind": "calendar#calendarList", "etag": etag, "items": page});
+    if more {
+        body["nextPageToken"] = json!(st.store_cursor(cursor));
+    } else if let Some(t) = cursor.next_sync_token {
+        body["nextSyncToken"] = json!(t);
+    }
+    Ok(Resp::json(200, &body))
+}
+
+fn calendar_list_get(st: &mut State, user: &str, req: &Req) -> R {
+    let id = req.segments.get(5).map(String::as_str).unwrap_or("");
+    let ci = calendar_index(st, user, id)?;
+    let cal = &st.users[user].calendars[ci];
+    Ok(Resp::json(200, &list_entry(cal)))
+}
+
+// ---------------------------------------------------------------- colors
+
+/// G-CAL-33: the palette as the API returns it.
+pub(crate) fn colors() -> Value {
+    const CAL: [&str; 24] = [
+        "#ac725e", "#d06b64", "#f83a22", "#fa573c", "#ff7537", "#ffad46", "#42d692", "#16a765",
+        "#7bd148", "#b3dc6c", "#fbe983", "#fad165", "#92e1c0", "#9fe1e7", "#9fc6e7", "#4986e7",
+        "#9a9cff", "#b99aff", "#c2c2c2", "#cabdbf", "#cca6ac", "#f691b2", "#cd74e6", "#a47ae2",
+    ];
+    const EVENT: [&str; 11] = [
+        "#a4bdfc", "#7ae7bf", "#dbadff", "#ff887c", "#fbd75b", "#ffb878", "#46d6db", "#e1e1e1",
+        "#5484ed", "#51b749", "#dc2127",
+    ];
+    let mut calendar = Map::new();
+    for (i, c) in CAL.iter().enumerate() {
+        calendar.insert(
+            (i + 1).to_string(),
+            json!({"background": c, "foreground": "#1d1d1d"}),
+        );
+    }
+    let mut event = Map::new();
+    for (i, c) in EVENT.iter().enumerate() {
+        event.insert(
+            (i + 1).to_string(),
+            json!({"background": c, "foreground": "#1d1d1d"}),
+        );
+    }
+    json!({"kind": "calendar#colors", "updated": "2012-02-14T00:00:00.000Z", "calendar": calendar, "event": event})
+}
+
+// ---------------------------------------------------------------- freeBusy
+
+/// G-CAL-35.
+fn free_busy(st: &mut State, user: &str, req: &Req) -> R {
+    let body = parse_body(req)?;
+    check_schema("FreeBusyRequest", &body)?;
+    let min = body.get("timeMin").and_then(Value::as_str);
+    let max = body.get("timeMax").and_then(Value::as_str);
+    let (Some(min_s), Some(max_s)) = (min, max) else {
+        return Err(CalErr::new(400, "global", "required", "Required"));
+    };
+    let (Some(tmin), Some(tmax)) = (parse_instant(min_s), parse_instant(max_s)) else {
+        return Err(CalErr::bad_request());
+    };
+    if tmax <= tmin {
+        return Err(CalErr::new(
+            400,
+            "calendar",
+            "timeRangeEmpty",
+            "The specified time range is empty.",
+        )
+        .at("parameter", "timeMax"));
+    }
+    if tmax - tmin > chrono::Duration::days(92) {
+        return Err(CalErr::new(
+            400,
+            "calendar",
+            "timeRangeTooLong",
+            "The requested time range is too long.",
+        ));
+    }
+    let items = body
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if items.len() > 50 {
+        return Err(CalErr::new(
+            400,
+            "calendar",
+            "tooManyCalendarsRequested",
+            "Too many calendars requested.",
+        ));
+    }
+    let mut calendars = Map::new();
+    for item in items {
+        let Some(id) = item.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        match st.calendar_index(user, id) {
+            Some(ci) if role_rank(&st.users[user].calendars[ci].access_role) >= 1 => {
+                let cal = &st.users[user].calendars[ci];
+                let tz = cal_tz(cal);
+                let mut busy: Vec<(DateTime<Utc>, DateTime<Utc>)> = cal
+                    .events
+                    .values()
+                    .filter(|e| !e.cancelled())
+                    .filter(|e| {
+                        e.resource.get("transparency").and_then(Value::as_str)
+                            != Some("transparent")
+                    })
+                    .filter_map(|e| event_bounds(&e.resource, tz))
+                    .filter(|(s, e)| *s < tmax && *e > tmin)
+                    .map(|(s, e)| (s.max(tmin), e.min(tmax)))
+                    .collect();
+                busy.sort();
+                let busy: Vec<Value> = busy
+                    .into_iter()
+                    .map(|(s, e)| {
+                        json!({"start": s.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                               "end": e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)})
+                    })
+                    .collect();
+                calendars.insert(id.to_owned(), json!({ "busy": busy }));
+            }
+            _ => {
+                calendars.insert(
+                    id.to_owned(),
+                    json!({"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}),
+                );
+            }
+        }
+    }
+    Ok(Resp::json(
+        200,
+        &json!({"kind": "calendar#freeBusy", "timeMin": min_s, "timeMax": max_s, "calendars": calendars}),
+    ))
+}
+
+// ---------------------------------------------------------------- events
+
+fn full_sync_required() -> CalErr {
+    CalErr::new(
+        410,
+        "calendar",
+        "fullSyncRequired",
+        "Sync token is no longer valid, a full sync is required.",
+    )
+    .at("parameter", "syncToken")
+}
+
+fn sync_restrictions() -> CalErr {
+    CalErr::new(
+        400,
+        "global",
+        "syncTokenWithRequestRestrictions",
+        "Sync token cannot be used with other request restrictions.",
+    )
+}
+
+fn events(st: &mut State, user: &str, endpoint: Endpoint, req: &Req) -> R {
+    let cal_id = req.segments.get(3).cloned().unwrap_or_default();
+    let ci = calendar_index(st, user, &cal_id)?;
+    if let Some(su) = req.q("sendUpdates")
+        && !matches!(su, "all" | "externalOnly" | "none")
+    {
+        return Err(CalErr::invalid("sendUpdates"));
+    }
+    let writes = matches!(
+        endpoint,
+        Endpoint::EventsInsert
+            | Endpoint::EventsPatch
+            | Endpoint::EventsUpdate
+            | Endpoint::EventsDelete
+    );
+    let role = st.users[user].calendars[ci].access_role.clone();
+    if writes && role_rank(&role) < 3 {
+        return Err(CalErr::new(
+            403,
+            "calendar",
+            "requiredAccessLevel",
+            "You need to have writer access to this calendar.",
+        ));
+    }
+    if !writes && role_rank(&role) < 2 {
+        return Err(CalErr::not_found());
+    }
+    match endpoint {
+        Endpoint::EventsList => list_events(st, user, ci, req),
+        Endpoint::EventsInsert => insert_event(st, user, ci, req),
+        _ => {
+            let event_id = req.segments.get(5).cloned().unwrap_or_default();
+            let Some(stored) = st.users[user].calendars[ci].events.get(&event_id).cloned() else {
+                return Err(CalErr::not_found());
+            };
+            match endpoint {
+                Endpoint::EventsGet => {
+                    if req.header("if-none-match") == Some(stored.etag()) {
+                        return Ok(Resp::empty(304));
+                    }
+                    let cal = &st.users[user].calendars[ci];
+                    Ok(Resp::json(
+                        200,
+                        &render(&stored.resource, cal, req.q("timeZone")),
+                    ))
+                }
+                Endpoint::EventsDelete => {
+                    check_if_match(req, &stored)?;
+                    if stored.cancelled() {
+                        return Err(CalErr::new(
+                            410,
+                            "global",
+                            "deleted",
+                            "Resource has been deleted",
+                        ));
+                    }
+                    let etag = st.new_etag();
+                    let now = st.now_rfc3339();
+                    let seq = st.next_seq();
+                    let cal = &mut st.user_mut(user).calendars[ci];
+                    if let Some(ev) = cal.events.get_mut(&event_id) {
+                        ev.resource.insert("status".into(), json!("cancelled"));
+                        ev.resource.insert("etag".into(), json!(etag));
+                        ev.resource.insert("updated".into(), json!(now));
+                        ev.seq = seq;
+                    }
+                    Ok(Resp::empty(204))
+                }
+                _ => modify_event(st, user, ci, stored, endpoint, req),
+            }
+        }
+    }
+}
+
+fn check_if_match(req: &Req, stored: &StoredEvent) -> Result<(), CalErr> {
+    match req.header("if-match") {
+        Some(m) if m != "*" && m != stored.etag() => {
+            Err(
+                CalErr::new(412, "global", "conditionNotMet", "Precondition Failed")
+                    .at("header", "If-Match"),
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Fields the server owns; whatever the client sends for them is ignored.
+const SERVER_FIELDS: &[&str] = &[
+    "kind",
+    "etag",
+    "created",
+    "updated",
+    "htmlLink",
+    "creator",
+    "hangoutLink",
+    "iCalUID",
+];
+
+fn strip_server_fields(body: &mut Map<String, Value>) {
+    for f in SERVER_FIELDS {
+        body.remove(*f);
+    }
+}
+
+/// G-CAL-25, G-CAL-26 and the enum fields of G-CAL-24: validates (and normalises) an event as it
+/// would be stored.
+fn validate_event(ev: &mut Map<String, Value>, cal: &Calendar) -> Result<(), CalErr> {
+    let tz = cal_tz(cal);
+    let recurring = ev
+        .get("recurrence")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty());
+    let mut kinds = Vec::new();
+    for which in ["start", "end"] {
+        let Some(edt) = ev.get(which).filter(|v| !v.is_null()) else {
+            return Err(CalErr::new(
+                400,
+                "global",
+                "required",
+                format!("Missing {which} time."),
+            ));
+        };
+        let date = edt.get("date").filter(|v| !v.is_null());
+        let date_time = edt.get("dateTime").filter(|v| !v.is_null());
+        let zone = edt.get("timeZone").and_then(Value::as_str);
+        if let Some(z) = zone
+            && tz_of(z).is_none()
+        {
+            return Err(CalErr::new(
+                400,
+                "global",
+                "invalid",
+                format!("Invalid time zone definition for {which} time."),
+            ));
+        }
+        match (date, date_time) {
+            (Some(_), Some(_)) | (None, None) => return Err(CalErr::bad_request()),
+            (Some(d), None) => {
+                let ok = d
+                    .as_str()
+                    .is_some_and(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok());
+                if !ok {
+                    return Err(CalErr::bad_request());
+                }
+                kinds.push("date");
+            }
+            (None, Some(dt)) => {
+                let s = dt.as_str().unwrap_or("");
+                let has_offset = parse_instant(s).is_some();
+                if !has_offset && parse_naive(s).is_none() {
+                    return Err(CalErr::bad_request());
+                }
+                if !has_offset && zone.is_none() {
+                    return Err(CalErr::new(
+                        400,
+                        "global",
+                        "required",
+                        format!("Missing time zone definition for {which} time."),
+                    ));
+                }
+                kinds.push("dateTime");
+            }
+        }
+        if recurring && zone.is_none() {
+            return Err(CalErr::new(
+                400,
+                "global",
+                "required",
+                format!("Missing time zone definition for {which} time."),
+            ));
+        }
+    }
+    if kinds[0] != kinds[1] {
+        return Err(CalErr::new(
+            400,
+            "global",
+            "invalid",
+            "Start and end times must either both be date or both be dateTime.",
+        ));
+    }
+    if let Some((s, e)) = event_bounds(ev, tz)
+        && e < s
+    {
+        return Err(CalErr::new(
+            400,
+            "calendar",
+            "timeRangeEmpty",
+            "The specified time range is empty.",
+        ));
+    }
+    if recurring {
+        let lines = ev
+            .get("recurrence")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for l in lines {
+            let ok = l.as_str().is_some_and(|s| {
+                ["RRULE:", "EXRULE:", "RDATE", "EXDATE"]
+                    .iter()
+                    .any(|p| s.starts_with(p))
+            });
+            if !ok {
+                return Err(CalErr::new(
+                    400,
+                    "global",
+                    "invalid",
+                    "Invalid recurrence rule.",
+                ));
+            }
+        }
+    }
+    for (field, allowed) in [
+        (
+            "visibility",
+            &["default", "public", "private", "confidential"][..],
+        ),
+        ("transparency", &["opaque", "transparent"][..]),
+        ("status", &["confirmed", "tentative", "cancelled"][..]),
+        (
+            "colorId",
+            &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"][..],
+        ),
+    ] {
+        if let Some(v) = ev.get(field).filter(|v| !v.is_null())
+            && !v.as_str().is_some_and(|s| allowed.contains(&s))
+        {
+            return Err(CalErr::invalid(field));
+        }
+    }
+    // Reminders (G-CAL-26).
+    if let Some(rem) = ev.get_mut("reminders").filter(|v| !v.is_null()) {
+        let use_default = rem
+            .get("useDefault")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let overrides = rem
+            .get("overrides")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if use_default && !overrides.is_empty() {
+            return Err(CalErr::new(
+                400,
+                "calendar",
+                "cannotUseDefaultRemindersAndSpecifyOverride",
+                "Cannot specify both default reminders and overrides at the same time.",
+            ));
+        }
+        if overrides.len() > 5 {
+            return Err(CalErr::new(
+                400,
+                "calendar",
+                "eventRemindersCountExceedsLimit",
+                "The number of reminders exceeds the limit.",
+            ));
+        }
+        let mut kept = Vec::new();
+        for o in overrides {
+            let Some(method) = o.get("method").and_then(Value::as_str) else {
+                return Err(CalErr::new(
+                    400,
+                    "global",
+                    "required",
+                    "Missing reminder method.",
+                ));
+            };
+            if !matches!(method, "email" | "popup") {
+                continue; // unknown methods are dropped silently (observed)
+            }
+            let Some(minutes) = o.get("minutes").and_then(Value::as_i64) else {
+                return Err(CalErr::new(
+                    400,
+                    "global",
+                    "required",
+                    "Missing reminder minutes.",
+                ));
+            };
+            kept.push(json!({"method": method, "minutes": minutes.clamp(0, 40320)}));
+        }
+        // Overrides come back reordered (observed): sort by minutes, then method.
+        kept.sort_by_key(|o| {
+            (
+                o["minutes"].as_i64().unwrap_or(0),
+                o["method"].as_str().unwrap_or("").to_owned(),
+            )
+        });
+        *rem = json!({"useDefault": use_default, "overrides": kept});
+    }
+    Ok(())
+}
+
+/// The event as the API returns it (G-CAL-25 rendering, G-CAL-26 reminder read-back).
+fn render(resource: &Map<String, Value>, cal: &Calendar, zone: Option<&str>) -> Value {
+    let mut ev = resource.clone();
+    let render_tz = zone.and_then(tz_of).unwrap_or_else(|| cal_tz(cal));
+    for which in ["start", "end", "originalStartTime"] {
+        let Some(edt) = ev.get(which).cloned() else {
+            continue;
+        };
+        let mut out = Map::new();
+        if let Some(d) = edt.get("date").filter(|v| !v.is_null()) {
+            out.insert("date".into(), d.clone());
+        } else if let Some(i) = edt_instant(&edt, cal_tz(cal)) {
+            out.insert(
+                "dateTime".into(),
+                json!(
+                    i.with_timezone(&render_tz)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            );
+        }
+        let tzname = edt
+            .get("timeZone")
+            .and_then(Value::as_str)
+            .unwrap_or(&cal.time_zone);
+        out.insert("timeZone".into(), json!(tzname));
+        ev.insert(which.into(), Value::Object(out));
+    }
+    match ev.get("reminders").filter(|v| !v.is_null()).cloned() {
+        None => {
+            ev.insert("reminders".into(), json!({"useDefault": true}));
+        }
+        Some(r) => {
+            let overrides = r
+                .get("overrides")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let use_default = r
+                .get("useDefault")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let mut out = json!({ "useDefault": use_default });
+            if !overrides.is_empty() {
+                out["overrides"] = json!(overrides);
+            }
+            ev.insert("reminders".into(), out);
+        }
+    }
+    ev.retain(|_, v| !v.is_null());
+    ev.insert("kind".into(), json!("calendar#event"));
+    Value::Object(ev)
+}
+
+fn tombstone(resource: &Map<String, Value>) -> Value {
+    let mut t = json!({
+        "kind": "calendar#event",
+        "etag": resource.get("etag").cloned().unwrap_or(Value::Null),
+        "id": resource.get("id").cloned().unwrap_or(Value::Null),
+        "status": "cancelled",
+    });
+    for k in ["recurringEventId", "originalStartTime"] {
+        if let Some(v) = resource.get(k) {
+            t[k] = v.clone();
+        }
+    }
+    t
+}
+
+fn insert_event(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
+    let body = parse_body(req)?;
+    check_schema("Event", &body)?;
+    let mut ev = body.as_object().cloned().unwrap_or_default();
+    strip_server_fields(&mut ev);
+    let id = match ev.get("id").filter(|v| !v.is_null()) {
+        Some(Value::String(id)) => {
+            if !valid_event_id(id) {
+                return Err(CalErr::new(
+                    400,
+                    "global",
+                    "invalid",
+                    "Invalid resource id value.",
+                ));
+            }
+            if st.users[user].calendars[ci].events.contains_key(id) {
+                return Err(CalErr::new(
+                    409,
+                    "global",
+                    "duplicate",
+                    "The requested identifier already exists.",
+                ));
+            }
+            id.clone()
+        }
+        _ => {
+            let n = st.next();
+            base32hex_id(n, user)
+        }
+    };
+    ev.insert("id".into(), json!(id));
+    ev.entry("status").or_insert(json!("confirmed"));
+    ev.entry("eventType").or_insert(json!("default"));
+    ev.entry("sequence").or_insert(json!(0));
+    validate_event(&mut ev, &st.users[user].calendars[ci])?;
+    let now = st.now_rfc3339();
+    let etag = st.new_etag();
+    let seq = st.next_seq();
+    ev.insert("etag".into(), json!(etag));
+    ev.insert("created".into(), json!(now));
+    ev.insert("updated".into(), json!(now));
+    ev.insert("iCalUID".into(), json!(format!("{id}@google.com")));
+    ev.insert(
+        "htmlLink".into(),
+        json!(format!("https://www.google.com/calendar/event?eid={id}")),
+    );
+    ev.insert("creator".into(), json!({"email": user, "self": true}));
+    ev.entry("organizer")
+        .or_insert(json!({"email": st.users[user].calendars[ci].id, "self": true}));
+    let cal = &mut st.user_mut(user).calendars[ci];
+    cal.events.insert(
+        id,
+        StoredEvent {
+            resource: ev.clone(),
+            seq,
+        },
+    );
+    Ok(Resp::json(200, &render(&ev, cal, None)))
+}
+
+/// JSON merge as PATCH does it: objects merged recursively, `null` removes, arrays and scalars
+/// replaced; `reminders` is replaced as a whole (observed, G-CAL-26).
+fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>, top: bool) {
+    for (k, v) in patch {
+        match v {
+            Value::Null => {
+                target.insert(k.clone(), Value::Null);
+            }
+            Value::Object(p) if !(top && k == "reminders") => {
+                let entry = target.entry(k.clone()).or_insert_with(|| json!({}));
+                if !entry.is_object() {
+                    *entry = json!({});
+                }
+                if let Some(t) = entry.as_object_mut() {
+                    merge(t, p, false);
+                }
+            }
+            _ => {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn without_volatile(ev: &Map<String, Value>) -> Map<String, Value> {
+    let mut m = ev.clone();
+    for k in ["etag", "updated", "reminders"] {
+        m.remove(k);
+    }
+    m.retain(|_, v| !v.is_null());
+    m
+}
+
+fn modify_event(
+    st: &mut State,
+    user: &str,
+    ci: usize,
+    stored: StoredEvent,
+    endpoint: Endpoint,
+    req: &Req,
+) -> R {
+    check_if_match(req, &stored)?;
+    let body = parse_body(req)?;
+    check_schema("Event", &body)?;
+    let mut patch = body.as_object().cloned().unwrap_or_default();
+    strip_server_fields(&mut patch);
+    let id = stored
+        .resource
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if let Some(new_id) = patch.get("id").and_then(Value::as_str)
+        && new_id != id
+    {
+        return Err(CalErr::invalid("id"));
+    }
+    let mut ev = if endpoint == Endpoint::EventsPatch {
+        let mut ev = stored.resource.clone();
+        merge(&mut ev, &patch, true);
+        ev
+    } else {
+        // PUT replaces the whole event (G-CAL-31); server fields survive.
+        let mut ev = patch.clone();
+        for k in SERVER_FIELDS
+            .iter()
+            .chain(["id", "organizer", "eventType", "sequence"].iter())
+        {
+            if let Some(v) = stored.resource.get(*k) {
+                ev.insert((*k).to_owned(), v.clone());
+            }
+        }
+        ev.entry("status").or_insert(json!("confirmed"));
+        ev
+    };
+    for which in ["start", "end"] {
+        if let Some(Value::Object(edt)) = ev.get_mut(which) {
+            edt.retain(|_, v| !v.is_null());
+        }
+    }
+    validate_event(&mut ev, &st.users[user].calendars[ci])?;
+    let reminders_only = without_volatile(&ev) == without_volatile(&stored.resource);
+    let etag = st.new_etag();
+    let seq = st.next_seq();
+    ev.insert("etag".into(), json!(etag));
+    if !reminders_only {
+        ev.insert("updated".into(), json!(st.now_rfc3339()));
+    }
+    ev.retain(|_, v| !v.is_null());
+    let cal = &mut st.user_mut(user).calendars[ci];
+    cal.events.insert(
+        id,
+        StoredEvent {
+            resource: ev.clone(),
+            seq,
+        },
+    );
+    Ok(Resp::json(200, &render(&ev, cal, None)))
+}
+
+const FORBIDDEN_WITH_SYNC: &[&str] = &[
+    "iCalUID",
+    "orderBy",
+    "privateExtendedProperty",
+    "q",
+    "sharedExtendedProperty",
+    "timeMin",
+    "timeMax",
+    "updatedMin",
+];
+
+fn ext_filter(ev: &Map<String, Value>, kind: &str, filters: &[&str]) -> bool {
+    filters.iter().all(|f| {
+        let Some((k, v)) = f.split_once('=') else {
+            return false;
+        };
+        ev.get("extendedProperties")
+            .and_then(|e| e.get(kind))
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            == Some(v)
+    })
+}
+
+/// G-CAL-3..9, G-CAL-12..17.
+fn list_events(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
+    let max = int_param(req, "maxResults", 1, 2500)?.unwrap_or(250) as usize;
+    let single = bool_param(req, "singleEvents")?.unwrap_or(false);
+    let show_deleted = bool_param(req, "showDeleted")?;
+    let fingerprint = format!("{user} {}", req.fingerprint());
+    if let Some(z) = req.q("timeZone")
+        && tz_of(z).is_none()
+    {
+        return Err(CalErr::invalid("timeZone"));
+    }
+    let mut cursor = if let Some(pt) = req.q("pageToken") {
+        match st.page_cursors.get(pt) {
+            Some(c) if c.fingerprint == fingerprint && c.user == user => c.clone(),
+            _ => return Err(CalErr::invalid("pageToken")),
+        }
+    } else {
+        let cal = st.users[user].calendars[ci].clone();
+        let tz = cal_tz(&cal);
+        let zone = req.q("timeZone");
+        if let Some(tok) = req.q("syncToken") {
+            if FORBIDDEN_WITH_SYNC.iter().any(|p| req.q(p).is_some()) || show_deleted == Some(false)
+            {
+                return Err(sync_restrictions());
+            }
+            let point = match st.sync_tokens.get(tok) {
+                Some(p) if p.valid && p.user == user && p.collection == cal.id => p.clone(),
+                _ => return Err(full_sync_required()),
+            };
+            let mut changed: Vec<&StoredEvent> =
+                cal.events.values().filter(|e| e.seq > point.seq).collect();
+            changed.sort_by_key(|e| e.seq);
+            let items: Vec<Value> = changed
+                .into_iter()
+                .filter(|e| in_window(&e.resource, tz, point.window))
+                .map(|e| {
+                    if e.cancelled() {
+                        tombstone(&e.resource)
+                    } else {
+                        render(&e.resource, &cal, zone)
+                    }
+                })
+                .collect();
+            let next = SyncPoint {
+                seq: st.seq,
+                ..point
+            };
+            let token = st.store_sync_token(next);
+            new_cursor(user, fingerprint, items, max, token)
+        } else {
+            let tmin = time_param(req, "timeMin")?;
+            let tmax = time_param(req, "timeMax")?;
+            if let (Some(a), Some(b)) = (tmin, tmax)
+                && b <= a
+            {
+                return Err(CalErr::new(
+                    400,
+                    "calendar",
+                    "timeRangeEmpty",
+                    "The specified time range is empty.",
+                )
+                .at("parameter", "timeMax"));
+            }
+            let updated_min = time_param(req, "updatedMin")?;
+            let order = req.q("orderBy");
+            match order {
+                None | Some("updated") => {}
+                Some("startTime") if single => {}
+                Some("startTime") => {
+                    return Err(CalErr::new(
+                        400,
+                        "global",
+                        "badRequest",
+                        "The requested ordering is not available for the particular query.",
+                    ));
+                }
+                Some(_) => return Err(CalErr::invalid("orderBy")),
+            }
+            let private = req.q_all("privateExtendedProperty");
+            let shared = req.q_all("sharedExtendedProperty");
+            let text = req.q("q").map(str::to_lowercase);
+            let ical = req.q("iCalUID");
+            let include_deleted = show_deleted == Some(true) || updated_min.is_some();
+            let mut evs: Vec<&StoredEvent> = cal
+                .events
+                .values()
+                .filter(|e| include_deleted || !e.cancelled())
+                .filter(|e| in_window(&e.resource, tz, (tmin, tmax)))
+                .filter(|e| {
+                    ext_filter(&e.resource, "private", &private)
+                        && ext_filter(&e.resource, "shared", &shared)
+                })
+                .filter(|e| {
+                    text.as_ref().is_none_or(|t| {
+                        ["summary", "description", "location"].iter().any(|f| {
+                            e.resource
+                                .get(*f)
+                                .and_then(Value::as_str)
+                                .is_some_and(|s| s.to_lowercase().contains(t))
+                        })
+                    })
+                })
+                .filter(|e| {
+                    ical.is_none_or(|u| {
+                        e.resource.get("iCalUID").and_then(Value::as_str) == Some(u)
+                    })
+                })
+                .filter(|e| {
+                    updated_min.is_none_or(|m| {
+                        e.resource
+                            .get("updated")
+                            .and_then(Value::as_str)
+                            .and_then(parse_instant)
+                            .is_some_and(|u| u >= m)
+                    })
+                })
+                .collect();
+            match order {
+                Some("startTime") => {
+                    evs.sort_by_key(|e| event_bounds(&e.resource, tz).map(|b| b.0));
+                }
+                Some("updated") => {
+                    evs.sort_by_key(|e| {
+                        e.resource
+                            .get("updated")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned()
+                    });
+                }
+                _ => evs.sort_by_key(|e| e.seq),
+            }
+            let items: Vec<Value> = evs
+                .into_iter()
+                .map(|e| render(&e.resource, &cal, zone))
+                .collect();
+            let point = SyncPoint {
+                user: user.to_owned(),
+                collection: cal.id.clone(),
+                seq: st.seq,
+                window: (tmin, tmax),
+                fields: String::new(),
+                full_sync_at: st.now(),
+                valid: true,
+            };
+            let token = st.store_sync_token(point);
+            new_cursor(user, fingerprint, items, max, token)
+        }
+    };
+    let paging = st.paging;
+    let (page, more) = cut_page(&paging, &mut cursor);
+    let cal = st.users[user].calendars[ci].clone();
+    let etag = st.new_etag();
+    let mut body = json!({
+        "kind": "calendar#events",
+        "etag": etag,
+        "summary": cal.summary_override.clone().unwrap_or(cal.summary.clone()),
+        "updated": st.now_rfc3339(),
+        "timeZone": cal.time_zone,
+        "accessRole": cal.access_role,
+        "defaultReminders": [{"method": "popup", "minutes": 10}],
+        "items": page,
+    });
+    if more {
+        body["nextPageToken"] = json!(st.store_cursor(cursor));
+    } else if let Some(t) = cursor.next_sync_token {
+        body["nextSyncToken"] = json!(t);
+    }
+    Ok(Resp::json(200, &body))
+}
+
+fn new_cursor(
+    user: &str,
+    fingerprint: String,
+    items: Vec<Value>,
+    max: usize,
+    token: String,
+) -> PageCursor {
+    PageCursor {
+        user: user.to_owned(),
+        fingerprint,
+        total: items.len(),
+        remaining: items,
+        page_index: 0,
+        page_size: max,
+        next_sync_token: Some(token),
+    }
+}
+
+fn time_param(req: &Req, name: &str) -> Result<Option<DateTime<Utc>>, CalErr> {
+    match req.q(name) {
+        None => Ok(None),
+        Some(s) => parse_instant(s)
+            .map(Some)
+            .ok_or_else(|| CalErr::bad_request().at("parameter", name)),
+    }
+}
+
+/// G-CAL-4: `timeMin` bounds the end (exclusive), `timeMax` the start (exclusive).
+fn in_window(
+    ev: &Map<String, Value>,
+    tz: Tz,
+    window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+) -> bool {
+    if window.0.is_none() && window.1.is_none() {
+        return true;
+    }
+    let Some((start, end)) = event_bounds(ev, tz) else {
+        return true;
+    };
+    window.0.is_none_or(|m| end > m) && window.1.is_none_or(|m| start < m)
+}
