@@ -28,6 +28,7 @@ fn input(n: usize) -> PlanInput<Event> {
             remote_version: Some(Version::new("1").unwrap()),
             baseline: baseline.clone(),
             synced_at: now,
+            pending: Vec::new(),
         });
         if i % 100 == 0 {
             let mut changed = base.clone();

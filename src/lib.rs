@@ -15,3 +15,5 @@ pub use crmsync_core::*;
 pub use crmsync_memory as memory;
 #[cfg(feature = "sqlite")]
 pub use crmsync_sqlite as sqlite;
+#[cfg(feature = "google")]
+pub use crmsync_google as google;

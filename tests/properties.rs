@@ -1173,3 +1173,40 @@ fn regression_deleted_after_a_crashed_push() {
     let outcome = run_case(&s, options(false));
     assert_eq!(outcome.result, Ok(()));
 }
+
+/// The shrunk case of a bug found at 10,000 cases: a crash left our own write on the
+/// provider unrecorded, so the CRM's next edit of the same field met it as a conflict and
+/// lost under "provider wins". Pending writes in the link fix it.
+#[test]
+fn regression_own_write_after_a_crash_is_not_a_conflict() {
+    use Op::*;
+    let c = |side| Create { side, day: 0 };
+    let edit = |side, pick, edit| Edit { side, pick, edit };
+    let s = Scenario {
+        preset: "defaults",
+        conflicts: ConflictStrategy::ProviderWins,
+        deletions: (DeletionMode::Propagate, DeletionMode::Propagate),
+        seeds: (51157566700107, 855725855450),
+        fault_probability: 0.15,
+        ops: vec![
+            c(Side::Provider),
+            edit(Side::Provider, 0, EditKind::Title),
+            c(Side::Crm),
+            Pull,
+            Sync,
+            c(Side::Crm),
+            c(Side::Crm),
+            Push { pick: 0 },
+            c(Side::Crm),
+            Sync,
+            edit(Side::Crm, 8101700369629688654, EditKind::Location),
+            Sync,
+            edit(Side::Crm, 0, EditKind::Title),
+            Crash { commit: 0 },
+            edit(Side::Crm, 4057813961293692739, EditKind::Location),
+            c(Side::Crm),
+        ],
+    };
+    let outcome = run_case(&s, options(false));
+    assert_eq!(outcome.result, Ok(()));
+}

@@ -61,8 +61,8 @@ pub use record::{
     CanonicalRecord, Direction, Field, FieldLoss, FieldValue, Fitted, Record, RecordExt,
 };
 pub use state::{
-    AccountStatus, CursorState, Deferred, DeferredReason, Intent, Link, ResetCounts, ResetScope,
-    RunSummary, Side, StateKey, StateOp, SyncState,
+    AccountStatus, CursorState, Deferred, DeferredReason, Intent, Link, PendingWrite, ResetCounts,
+    ResetScope, RunSummary, Side, StateKey, StateOp, SyncState,
 };
 pub use store::{
     CalendarStore, CalendarStoreExt, Capabilities, ChangePage, ChangesRequest, CollectionInfo,

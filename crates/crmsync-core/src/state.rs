@@ -103,6 +103,22 @@ pub struct Link {
     pub baseline: CanonicalRecord,
     /// When the pair was last synced.
     pub synced_at: DateTime<Utc>,
+    /// Writes sent to a side whose answer was not seen (a crash, a lost response): the
+    /// value each field was written with. A side that shows exactly that value has our
+    /// write, not an edit of its own. Cleared when the pair is next recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingWrite>,
+}
+
+/// A field written to a side without a seen answer (see [`Link::pending`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingWrite {
+    /// The side written.
+    pub side: Side,
+    /// The field's snake_case name.
+    pub field: String,
+    /// The hash of the comparable value written.
+    pub hash: crate::hash::ContentHash,
 }
 
 /// A write the engine is about to send and has not yet seen answered. Written before a

@@ -53,6 +53,7 @@ fn a_link() -> Link {
         remote_version: None,
         baseline: crmsync_core::Contact::new("Ann Lee").canonical(),
         synced_at: chrono::DateTime::UNIX_EPOCH,
+        pending: Vec::new(),
     }
 }
 

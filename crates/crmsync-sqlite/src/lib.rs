@@ -32,6 +32,7 @@
 //!         remote_version: None,
 //!         baseline: Contact::new("Ann Lee").canonical(),
 //!         synced_at: Utc::now(),
+//!         pending: Vec::new(),
 //!     };
 //!     // A batch of changes is committed in one transaction: all of it, or nothing.
 //!     state.commit(&key, vec![StateOp::PutLink(link.clone())]).await?;

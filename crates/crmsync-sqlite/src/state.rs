@@ -212,7 +212,7 @@ impl Column {
 }
 
 const LINK_COLUMNS: &str = "crm_id, remote_id, crm_version, remote_version, baseline_kind, \
-                            baseline, baseline_hash, field_hashes, synced_at";
+                            baseline, baseline_hash, field_hashes, synced_at, pending";
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
@@ -309,6 +309,8 @@ fn link_from_row(row: &SqliteRow) -> Result<Link> {
         remote_version: remote_version.map(|v| decode_id(what, &v)).transpose()?,
         baseline,
         synced_at: decode_time(what, &get::<String>(row, "synced_at")?)?,
+        pending: serde_json::from_str(&get::<String>(row, "pending")?)
+            .map_err(|e| corrupt(what, format_args!("pending writes: {e}")))?,
     })
 }
 
@@ -347,7 +349,8 @@ async fn apply(conn: &mut SqliteConnection, key: &StateKey, op: &StateOp) -> Res
                 sqlx::query(
                     "INSERT INTO links (account, kind, collection, crm_id, remote_id, \
                      crm_version, remote_version, baseline_kind, baseline, baseline_hash, \
-                     field_hashes, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     field_hashes, synced_at, pending) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ),
                 key,
             )
@@ -360,6 +363,9 @@ async fn apply(conn: &mut SqliteConnection, key: &StateKey, op: &StateOp) -> Res
             .bind(link.baseline.hash.to_string())
             .bind(encode_field_hashes(&link.baseline.field_hashes)?)
             .bind(encode_time(&link.synced_at)?)
+            .bind(serde_json::to_string(&link.pending).map_err(|e| {
+                Error::state("sqlite state: could not encode the pending writes").with_source(e)
+            })?)
             .execute(&mut *conn)
             .await
             .map_err(sql_error("write a link"))?;
@@ -494,7 +500,7 @@ impl SyncState for SqliteState {
         let rows = bind_key(
             sqlx::query(
                 "SELECT crm_id, remote_id, crm_version, remote_version, baseline_kind, \
-                 baseline, baseline_hash, field_hashes, synced_at FROM links \
+                 baseline, baseline_hash, field_hashes, synced_at, pending FROM links \
                  WHERE account = ? AND kind = ? AND collection = ?",
             ),
             key,

@@ -72,6 +72,7 @@ fn a_link() -> Link {
             .unwrap()
             .canonical(),
         synced_at: at(0),
+        pending: Vec::new(),
     }
 }
 
@@ -273,6 +274,7 @@ async fn values_sqlite_cannot_keep_are_refused_not_truncated() {
     // A time SQLite's text form cannot hold fails the whole batch.
     let far = Link {
         synced_at: chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        pending: Vec::new(),
         ..a_link()
     };
     let err = state

@@ -28,6 +28,7 @@
 mod batch;
 mod calendar;
 mod control;
+pub mod graph;
 mod oauth;
 mod people;
 pub mod schema;
@@ -46,6 +47,7 @@ use crate::state::State;
 use crate::wire::{CalErr, Req, Resp, rpc};
 
 pub use crate::control::{CalendarSpec, Tokens};
+pub use crate::graph::GraphFake;
 
 /// The Google account every fake starts with (it owns the `primary` calendar).
 pub const DEFAULT_USER: &str = "user@example.com";

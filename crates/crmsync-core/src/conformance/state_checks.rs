@@ -38,8 +38,8 @@ use crate::hash::ContentHash;
 use crate::ids::{AccountId, CollectionId, CrmId, Cursor, LinkKey, RemoteId, Version};
 use crate::record::{CanonicalRecord, RecordExt};
 use crate::state::{
-    AccountStatus, CursorState, Deferred, DeferredReason, Intent, Link, ResetCounts, ResetScope,
-    RunSummary, Side, StateKey, StateOp, SyncState,
+    AccountStatus, CursorState, Deferred, DeferredReason, Intent, Link, PendingWrite, ResetCounts,
+    ResetScope, RunSummary, Side, StateKey, StateOp, SyncState,
 };
 use crate::store::Window;
 
@@ -163,6 +163,23 @@ fn link(n: usize) -> Link {
         },
         baseline: baseline(n),
         synced_at: at(n as i64 * 1000 + 7),
+        // Every other link carries writes awaiting their answer, which must survive too.
+        pending: if n % 2 == 1 {
+            vec![
+                PendingWrite {
+                    side: Side::Provider,
+                    field: "title".into(),
+                    hash: ContentHash::of_bytes(format!("title {n}").as_bytes()),
+                },
+                PendingWrite {
+                    side: Side::Crm,
+                    field: "location".into(),
+                    hash: ContentHash::of_bytes(format!("location {n}").as_bytes()),
+                },
+            ]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -471,6 +488,7 @@ pub async fn check_link_round_trip(target: &StateTarget<'_>) -> Outcome {
         remote_version: None,
         baseline: contact.canonical(),
         synced_at: at(0),
+        pending: Vec::new(),
     });
     commit(
         state,
@@ -1860,6 +1878,7 @@ pub async fn check_awkward_values_round_trip(target: &StateTarget<'_>) -> Outcom
         remote_version: Some(id("' OR 1=1 --")),
         baseline: baseline(1),
         synced_at: at(-1_700_000_000_000),
+        pending: Vec::new(),
     };
     let sql_like = link_between("x' OR '1'='1", "%", 2);
     let long_cursor = cursor(&"c".repeat(Cursor::MAX_LEN), 0, None);

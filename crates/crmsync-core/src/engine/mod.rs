@@ -69,8 +69,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{AccountId, CollectionId, CrmId, Cursor, ItemId, RemoteId};
 use crate::record::{CanonicalRecord, Field, Record, RecordExt};
 use crate::state::{
-    AccountStatus, CursorState, Deferred, DeferredReason, Intent, Link, ResetCounts, ResetScope,
-    RunSummary, Side, StateKey, StateOp, SyncState,
+    AccountStatus, CursorState, Deferred, DeferredReason, Intent, Link, PendingWrite, ResetCounts,
+    ResetScope, RunSummary, Side, StateKey, StateOp, SyncState,
 };
 use crate::store::{
     ChangesRequest, Continuation, RecordStore, RemovalReason, Upsert, Window, WriteOp, WriteOutcome,
@@ -261,6 +261,21 @@ struct Listing<R: Record> {
     expired: bool,
     listed: u64,
     errors: Vec<RecordError>,
+}
+
+impl<R: Record> Listing<R> {
+    /// Nothing listed yet; `full` says whether it will be a full listing.
+    fn empty(full: bool) -> Self {
+        Listing {
+            observed: HashMap::new(),
+            partial: HashMap::new(),
+            cursor: None,
+            full,
+            expired: false,
+            listed: 0,
+            errors: Vec::new(),
+        }
+    }
 }
 
 /// Everything planning needs, gathered with I/O.
@@ -659,15 +674,7 @@ impl<R: Record> Syncer<R> {
             let window_moved = c.window != window;
             (caps.incremental && !too_old && !window_moved).then(|| c.cursor.clone())
         });
-        let mut listing = Listing {
-            observed: HashMap::new(),
-            partial: HashMap::new(),
-            cursor: None,
-            full: cursor.is_none(),
-            expired: false,
-            listed: 0,
-            errors: Vec::new(),
-        };
+        let mut listing = Listing::empty(cursor.is_none());
         let mut current = cursor;
         let mut page_token = None;
         loop {
@@ -688,13 +695,8 @@ impl<R: Record> Syncer<R> {
                 Err(e) if matches!(e.kind(), ErrorKind::CursorExpired) && current.is_some() => {
                     tracing::info!(%side, "cursor expired: reconciling a full listing");
                     listing = Listing {
-                        observed: HashMap::new(),
-                        partial: HashMap::new(),
-                        cursor: None,
-                        full: true,
                         expired: true,
-                        listed: 0,
-                        errors: Vec::new(),
+                        ..Listing::empty(true)
                     };
                     current = None;
                     page_token = None;
@@ -781,24 +783,8 @@ impl<R: Record> Syncer<R> {
         let mut report = SyncReport::new(kind, key.to_string(), now);
 
         // 1. Listings. A push lists nothing; a pull lists only the provider.
-        let mut crm = Listing::<R> {
-            observed: HashMap::new(),
-            partial: HashMap::new(),
-            cursor: None,
-            full: false,
-            expired: false,
-            listed: 0,
-            errors: Vec::new(),
-        };
-        let mut provider = Listing::<R> {
-            observed: HashMap::new(),
-            partial: HashMap::new(),
-            cursor: None,
-            full: false,
-            expired: false,
-            listed: 0,
-            errors: Vec::new(),
-        };
+        let mut crm = Listing::empty(false);
+        let mut provider = Listing::empty(false);
         match push {
             Some(ids) => {
                 for id in ids {
@@ -1031,6 +1017,7 @@ impl<R: Record> Syncer<R> {
                             remote_version,
                             baseline: copy.record.canonical(),
                             synced_at: now,
+                            pending: Vec::new(),
                         },
                     );
                 }
@@ -1457,8 +1444,11 @@ impl<R: Record> Syncer<R> {
             self.progress(Phase::Writing, done, Some(total));
             done += chunk.len() as u64;
 
+            // Before anything is sent: an intent per create, and per update of a linked pair
+            // the values about to be written, so that after a crash or a lost answer our own
+            // writes are recognised rather than read as edits (or created twice).
             if !self.options.disable_intents_for_tests {
-                let intent_ops: Vec<StateOp> = chunk
+                let before_ops: Vec<StateOp> = chunk
                     .iter()
                     .filter_map(|a| match a {
                         Action::Create {
@@ -1472,11 +1462,21 @@ impl<R: Record> Syncer<R> {
                             link_key: link_key.clone(),
                             created_at: now,
                         })),
+                        Action::Merge(m) => {
+                            let previous = m.previous.as_ref()?;
+                            let pending = pending_writes(m);
+                            (!pending.is_empty()).then(|| {
+                                StateOp::PutLink(Link {
+                                    pending,
+                                    ..previous.clone()
+                                })
+                            })
+                        }
                         _ => None,
                     })
                     .collect();
-                if !intent_ops.is_empty() {
-                    self.state.commit(key, intent_ops).await?;
+                if !before_ops.is_empty() {
+                    self.state.commit(key, before_ops).await?;
                 }
             }
 
@@ -1607,6 +1607,7 @@ impl<R: Record> Syncer<R> {
                                     remote_version: Some(remote_version),
                                     baseline,
                                     synced_at: now,
+                                    pending: Vec::new(),
                                 }));
                                 state_ops.push(StateOp::ClearIntent {
                                     target,
@@ -1711,6 +1712,7 @@ impl<R: Record> Syncer<R> {
                                 remote_version: Some(remote_version),
                                 baseline: m.baseline,
                                 synced_at: now,
+                                pending: Vec::new(),
                             }));
                             if m.linked_by.is_some() {
                                 report.linked += 1;
@@ -1753,37 +1755,51 @@ impl<R: Record> Syncer<R> {
                             // read as edits of that side next run. Versions stay as they were,
                             // so both sides are compared again against that baseline.
                             if let Some(previous) = &m.previous {
-                                let mut baseline = previous.baseline.clone();
-                                let mut moved = false;
+                                // Everything but the fields whose write failed is agreed now;
+                                // a failed write whose answer was lost may still have landed,
+                                // so its values are kept as pending writes.
+                                let mut baseline = m.baseline.clone();
+                                let mut pending = Vec::new();
                                 for (side, write) in [
                                     (Side::Crm, &m.crm_write),
                                     (Side::Provider, &m.provider_write),
                                 ] {
                                     let Some(write) = write else { continue };
-                                    if failed.iter().any(|(s, _)| *s == side) {
+                                    let Some((_, error)) = failed.iter().find(|(s, _)| *s == side)
+                                    else {
                                         continue;
-                                    }
+                                    };
                                     for f in &write.fields {
                                         let name = f.name();
-                                        if let (Some(v), Some(h)) = (
-                                            m.baseline.fields.get(name),
-                                            m.baseline.field_hashes.get(name),
+                                        match (
+                                            previous.baseline.fields.get(name),
+                                            previous.baseline.field_hashes.get(name),
                                         ) {
-                                            baseline.fields.insert(name.to_owned(), v.clone());
-                                            baseline.field_hashes.insert(name.to_owned(), *h);
-                                            moved = true;
+                                            (Some(v), Some(h)) => {
+                                                baseline.fields.insert(name.to_owned(), v.clone());
+                                                baseline.field_hashes.insert(name.to_owned(), *h);
+                                            }
+                                            _ => {
+                                                baseline.fields.remove(name);
+                                                baseline.field_hashes.remove(name);
+                                            }
+                                        }
+                                        if answer_lost(error) {
+                                            pending.push(PendingWrite {
+                                                side,
+                                                field: name.to_owned(),
+                                                hash: write.record.field_hash(*f),
+                                            });
                                         }
                                     }
                                 }
-                                if moved {
-                                    baseline.hash =
-                                        CanonicalRecord::hash_of(&baseline.field_hashes);
-                                    state_ops.push(StateOp::PutLink(Link {
-                                        baseline,
-                                        synced_at: now,
-                                        ..previous.clone()
-                                    }));
-                                }
+                                baseline.hash = CanonicalRecord::hash_of(&baseline.field_hashes);
+                                state_ops.push(StateOp::PutLink(Link {
+                                    baseline,
+                                    synced_at: now,
+                                    pending,
+                                    ..previous.clone()
+                                }));
                             }
                             for (side, e) in &failed {
                                 let id: ItemId = match side {
@@ -1924,6 +1940,32 @@ impl<R: Record> Syncer<R> {
         }
         Ok(written)
     }
+}
+
+/// The values a merge is about to write, per side and field.
+fn pending_writes<R: Record>(m: &Merge<R>) -> Vec<PendingWrite> {
+    let mut pending = Vec::new();
+    for (side, write) in [
+        (Side::Crm, &m.crm_write),
+        (Side::Provider, &m.provider_write),
+    ] {
+        if let Some(write) = write {
+            for &f in &write.fields {
+                pending.push(PendingWrite {
+                    side,
+                    field: f.name().to_owned(),
+                    hash: write.record.field_hash(f),
+                });
+            }
+        }
+    }
+    pending
+}
+
+/// Whether a failed write may have been applied all the same (its answer was lost on the
+/// way, or the server failed after acting): only then are its values kept as pending.
+fn answer_lost(error: &Error) -> bool {
+    matches!(error.kind(), ErrorKind::Transport | ErrorKind::Provider)
 }
 
 fn duration_ms(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {

@@ -17,6 +17,7 @@ use crate::engine::policy::{
     ConflictStrategy, DeletionMode, FieldPolicy, FieldRule, ForbiddenEdit,
 };
 use crate::error::{Error, ErrorKind};
+use crate::hash::ContentHash;
 use crate::ids::{CrmId, ItemId, LinkKey, RemoteId, Version};
 use crate::record::{CanonicalRecord, Direction, Field, FieldLoss, FieldValue, Record, RecordExt};
 use crate::state::{Link, Side, StateKey};
@@ -975,13 +976,23 @@ impl<'a, R: Record> Planner<'a, R> {
                     .and_then(|c| c.field_hash(f.name()))
                     .unwrap_or_else(|| b.field_hash(f))
             });
-            let c_changed = base_hash.is_none_or(|b| b != c_hash);
+            // A side showing the value of a write of ours whose answer was lost holds our
+            // write, not an edit of its own.
+            let ours = |side: Side, hash: ContentHash| {
+                m.previous.is_some_and(|l| {
+                    l.pending
+                        .iter()
+                        .any(|w| w.side == side && w.field == f.name() && w.hash == hash)
+                })
+            };
+            let c_changed = base_hash.is_none_or(|b| b != c_hash) && !ours(Side::Crm, c_hash);
             let base_fit_hash = match (&base_fit, provider_restricts) {
                 (Some(b), true) => Some(b.field_hash(f)),
                 (Some(_), false) => base_hash,
                 (None, _) => None,
             };
-            let p_changed = base_fit_hash.is_none_or(|b| b != p_hash);
+            let p_changed =
+                base_fit_hash.is_none_or(|b| b != p_hash) && !ours(Side::Provider, p_hash);
             // Also no edit when the provider's value, read back into the CRM's form, is
             // what the CRM holds (a lossy copy is not an edit).
             let p_in_crm_hash = if crm_restricts {

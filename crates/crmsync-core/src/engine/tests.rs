@@ -40,6 +40,7 @@ fn link<R: Record>(crm: &str, remote: &str, cv: &str, rv: &str, baseline: &R) ->
         remote_version: Some(Version::new(rv).unwrap()),
         baseline: baseline.canonical(),
         synced_at: now(),
+        pending: Vec::new(),
     }
 }
 
@@ -749,4 +750,36 @@ fn a_first_link_fills_empty_values_and_never_wipes_filled_ones() {
         "Acme"
     );
     assert!(m.conflicts.is_empty() && m.forbidden.is_empty(), "{plan}");
+}
+
+#[test]
+fn a_side_showing_our_unanswered_write_has_not_edited() {
+    // Our write of "Room 9" to the provider lost its answer (it is pending in the link);
+    // the CRM has since moved on to "Room 12". The provider's "Room 9" is ours, not an
+    // edit: the CRM's value goes through, with no conflict, even under "provider wins".
+    let base = event("Kickoff", 20);
+    let mut ours = base.clone();
+    ours.location = "Room 9".into();
+    let mut crm = base.clone();
+    crm.location = "Room 12".into();
+    let mut l = link("c1", "p1", "1", "1", &base);
+    l.pending.push(crate::state::PendingWrite {
+        side: Side::Provider,
+        field: "location".into(),
+        hash: ours.field_hash(EventField::Location),
+    });
+    let mut i = input::<Event>(
+        FieldPolicy::calendar_defaults().with_conflicts(ConflictStrategy::ProviderWins),
+    );
+    i.links.push(l);
+    put(&mut i.crm, present(stored("c1", "2", crm, None)));
+    put(&mut i.provider, present(stored("p1", "2", ours, None)));
+    let plan = run_plan(&i);
+    let m = only_merge(&plan);
+    assert!(m.conflicts.is_empty(), "{plan}");
+    assert!(m.crm_write.is_none());
+    assert_eq!(
+        m.provider_write.as_ref().unwrap().record.location,
+        "Room 12"
+    );
 }
