@@ -12,8 +12,8 @@
 
 pub use crmsync_core as core;
 pub use crmsync_core::*;
+#[cfg(feature = "google")]
+pub use crmsync_google as google;
 pub use crmsync_memory as memory;
 #[cfg(feature = "sqlite")]
 pub use crmsync_sqlite as sqlite;
-#[cfg(feature = "google")]
-pub use crmsync_google as google;

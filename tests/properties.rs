@@ -1284,3 +1284,61 @@ fn regression_link_of_a_gone_provider_record() {
     let outcome = run_case(&s, options(false));
     assert_eq!(outcome.result, Ok(()));
 }
+
+/// The shrunk case of a bug found at 10,000 cases: a provider deletion met a CRM edit,
+/// the copy made again over it failed, and the deletion (already past the cursor) was
+/// forgotten. The deleted copy's id is now kept as a deferred item.
+#[test]
+fn regression_failed_recreate_keeps_the_deletion() {
+    use Op::*;
+    let s = Scenario {
+        preset: "defaults",
+        conflicts: ConflictStrategy::ProviderWins,
+        deletions: (DeletionMode::Propagate, DeletionMode::Propagate),
+        seeds: (0, 0),
+        fault_probability: 0.3,
+        ops: vec![
+            Sync,
+            Sync,
+            Create {
+                side: Side::Provider,
+                day: 0,
+            },
+            Create {
+                side: Side::Crm,
+                day: 0,
+            },
+            Pull,
+            Edit {
+                side: Side::Crm,
+                pick: 0,
+                edit: EditKind::Title,
+            },
+            MoveOut {
+                side: Side::Provider,
+                pick: 0,
+            },
+            Sync,
+            Delete {
+                side: Side::Provider,
+                pick: 5552110492475269364,
+            },
+            MoveOut {
+                side: Side::Crm,
+                pick: 0,
+            },
+            Edit {
+                side: Side::Provider,
+                pick: 0,
+                edit: EditKind::Day(1),
+            },
+            Delete {
+                side: Side::Crm,
+                pick: 0,
+            },
+            Sync,
+        ],
+    };
+    let outcome = run_case(&s, options(false));
+    assert_eq!(outcome.result, Ok(()));
+}

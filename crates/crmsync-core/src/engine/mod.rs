@@ -1579,10 +1579,25 @@ impl<R: Record> Syncer<R> {
                         source,
                         baseline,
                         losses,
+                        replaces,
                         link_key: _,
                         record: _,
                     } => {
                         let source_side = target.opposite();
+                        // A copy made again over a deletion that did not get made: the
+                        // deleted copy's id is read again next run, or the deletion (already
+                        // past the cursor) would be forgotten.
+                        if let (Some(gone), Some(Err(e))) = (&replaces, outcomes.get(&(i, target)))
+                        {
+                            let e = e.clone();
+                            defer(
+                                target,
+                                gone.clone(),
+                                &e,
+                                &mut state_ops,
+                                &mut resolved_deferred,
+                            );
+                        }
                         match outcomes.remove(&(i, target)) {
                             Some(Ok(WriteOutcome::Written(created))) => {
                                 let (crm_id, remote_id, crm_version, remote_version) = match target

@@ -274,6 +274,10 @@ pub enum Action<R: Record> {
         baseline: CanonicalRecord,
         /// What the target could not hold.
         losses: Vec<FieldLoss>,
+        /// For a copy made again over a deletion (the other side kept an edit): the id of
+        /// the deleted copy on `target`, whose link this copy replaces. If the create fails,
+        /// that id is read again next run so the deletion is not forgotten.
+        replaces: Option<ItemId>,
     },
     /// Update or link a pair.
     Merge(Box<Merge<R>>),
@@ -786,7 +790,11 @@ impl<'a, R: Record> Planner<'a, R> {
                 Err(_) => true,
             };
             if edited_towards_deleted && self.input.policy.create.from_side(target) {
-                return self.create_action(deleted_on, item);
+                let deleted_id: ItemId = match deleted_on {
+                    Side::Crm => link.crm_id.clone().into(),
+                    Side::Provider => link.remote_id.clone().into(),
+                };
+                return self.create_action(deleted_on, item, Some(deleted_id));
             }
         }
         let expected = match (target, survivor) {
@@ -1179,7 +1187,12 @@ impl<'a, R: Record> Planner<'a, R> {
         }
     }
 
-    fn create_action(&self, target: Side, source: &Stored<R>) -> Action<R> {
+    fn create_action(
+        &self,
+        target: Side,
+        source: &Stored<R>,
+        replaces: Option<ItemId>,
+    ) -> Action<R> {
         let source_side = target.opposite();
         let policy = &self.input.policy;
         // The copy holds every synced field; skipped fields stay empty on the target.
@@ -1228,6 +1241,7 @@ impl<'a, R: Record> Planner<'a, R> {
             source: source.clone(),
             baseline,
             losses: fitted.losses,
+            replaces,
         }
     }
 
@@ -1406,7 +1420,7 @@ impl<'a, R: Record> Planner<'a, R> {
                     });
                     continue;
                 }
-                actions.push(self.create_action(target, item));
+                actions.push(self.create_action(target, item, None));
             }
         }
     }

@@ -1,0 +1,527 @@
+//! Raw REST calls: the `Authorization` header from the token store (refreshed once on a
+//! 401), Google's error envelopes classified, and the multipart/mixed batch format of
+//! `/batch/calendar/v3` (G-CAL-36, G-CAL-37).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crmsync_core::{AccessToken, AccountId, Error, ErrorKind, Result, Sleeper};
+use crmsync_http::retry::{RetryDecision, classify_response, classify_transport};
+use crmsync_http::{
+    AccountLimiter, ApiRequest, HttpClient, HttpRequest, HttpResponse, TokioSleeper,
+};
+use http::Method;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use serde_json::Value;
+use url::Url;
+
+use crate::auth::GoogleAuth;
+use crate::config::GoogleConfig;
+use crate::error::{classify, classify_parts};
+
+/// The REST client of one Google account: sends requests with the account's access
+/// token through the shared [`HttpClient`] (retries, rate limits). Cheap to clone.
+#[derive(Clone)]
+pub struct GoogleClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GoogleConfig,
+    http: HttpClient,
+    auth: GoogleAuth,
+    account: AccountId,
+    limiter: Option<AccountLimiter>,
+    sleeper: Arc<dyn Sleeper>,
+    /// One People mutation at a time for the account, whatever the store instance
+    /// (G-PPL-9).
+    people_writes: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for GoogleClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoogleClient")
+            .field("account", &self.inner.account)
+            .field("calendar_url", &self.inner.config.calendar_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request to Google, before its `Authorization` header.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    method: Method,
+    url: Url,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Vec<u8>,
+    idempotent: Option<bool>,
+}
+
+impl Call {
+    pub(crate) fn new(method: Method, url: Url) -> Self {
+        Call {
+            method,
+            url,
+            headers: Vec::new(),
+            body: Vec::new(),
+            idempotent: None,
+        }
+    }
+
+    pub(crate) fn get(url: Url) -> Self {
+        Self::new(Method::GET, url)
+    }
+
+    pub(crate) fn post(url: Url) -> Self {
+        Self::new(Method::POST, url)
+    }
+
+    pub(crate) fn patch(url: Url) -> Self {
+        Self::new(Method::PATCH, url)
+    }
+
+    pub(crate) fn delete(url: Url) -> Self {
+        Self::new(Method::DELETE, url)
+    }
+
+    pub(crate) fn query<'a>(mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        self.url.query_pairs_mut().extend_pairs(pairs);
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: &str) -> Result<Self> {
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            Error::invalid_input(format!("the value of header `{name}` is not valid"))
+        })?;
+        self.headers.push((HeaderName::from_static(name), value));
+        Ok(self)
+    }
+
+    pub(crate) fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Result<Self> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| Error::invalid_input(format!("cannot encode the body as JSON: {e}")))?;
+        Ok(self.body("application/json", body))
+    }
+
+    pub(crate) fn body(mut self, content_type: &str, body: Vec<u8>) -> Self {
+        if let Ok(value) = HeaderValue::from_str(content_type) {
+            self.headers.push((CONTENT_TYPE, value));
+        }
+        self.body = body;
+        self
+    }
+
+    pub(crate) fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = Some(idempotent);
+        self
+    }
+
+    /// The request for the retry classifier (method, URL, idempotency) and the request
+    /// sent, with the bearer token marked sensitive.
+    fn build(&self, token: &AccessToken) -> Result<(ApiRequest, HttpRequest)> {
+        let mut api = ApiRequest::new(self.method.clone(), self.url.clone());
+        if let Some(idempotent) = self.idempotent {
+            api = api.idempotent(idempotent);
+        }
+        let mut request = http::Request::builder()
+            .method(self.method.clone())
+            .uri(self.url.as_str())
+            .body(self.body.clone())
+            .map_err(|e| Error::invalid_input(format!("cannot build the request: {e}")))?;
+        let headers = request.headers_mut();
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
+            .map_err(|_| Error::invalid_input("the access token is not a valid header value"))?;
+        bearer.set_sensitive(true);
+        headers.insert(AUTHORIZATION, bearer);
+        Ok((api, request))
+    }
+}
+
+/// One request of a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchPart {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) if_match: Option<String>,
+    pub(crate) body: Option<Value>,
+}
+
+/// One answer of a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchAnswer {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl BatchAnswer {
+    pub(crate) fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub(crate) fn error(&self, what: &str) -> Error {
+        classify_parts(self.status, self.retry_after, &self.body, what)
+    }
+}
+
+impl GoogleClient {
+    /// A client of `account`, sending through `http`, authorised by `auth`.
+    pub fn new(
+        config: GoogleConfig,
+        http: HttpClient,
+        auth: GoogleAuth,
+        account: AccountId,
+    ) -> Self {
+        GoogleClient {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                auth,
+                account,
+                limiter: None,
+                sleeper: Arc::new(TokioSleeper),
+                people_writes: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Applies per-account limits (Google Calendar: 600 requests a minute per user,
+    /// [`RateLimit::GOOGLE_CALENDAR_USER`](crmsync_http::RateLimit::GOOGLE_CALENDAR_USER)).
+    /// Call before cloning the client.
+    #[must_use]
+    pub fn with_limiter(mut self, limiter: AccountLimiter) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.limiter = Some(limiter);
+        }
+        self
+    }
+
+    /// Where the waits between retries happen (a
+    /// [`RecordingSleeper`](crmsync_core::RecordingSleeper) in tests). Call before cloning
+    /// the client.
+    #[must_use]
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.sleeper = sleeper;
+        }
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GoogleConfig {
+        &self.inner.config
+    }
+
+    /// The OAuth side.
+    pub fn auth(&self) -> &GoogleAuth {
+        &self.inner.auth
+    }
+
+    /// The account.
+    pub fn account(&self) -> &AccountId {
+        &self.inner.account
+    }
+
+    /// Waits for the account's turn to mutate People data, and holds it while the guard
+    /// lives.
+    pub(crate) async fn people_write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.people_writes.lock().await
+    }
+
+    /// Sends with the account's access token; on a 401, refreshes the token once and
+    /// sends again (G-CAL-40). Returns the answer whatever its status.
+    pub(crate) async fn send(&self, call: Call) -> Result<HttpResponse> {
+        let account = &self.inner.account;
+        let token = self.inner.auth.access_token(account).await?;
+        let response = self.attempt(&call, &token).await?;
+        if response.status().as_u16() != 401 {
+            return Ok(response);
+        }
+        tracing::debug!("access token refused; refreshing once");
+        let token = self.inner.auth.force_refresh(account).await?;
+        self.attempt(&call, &token).await
+    }
+
+    /// One call, retried as [`crmsync_http::retry`] decides (429, 503 and Google's 403
+    /// rate limits always; 5xx and timeouts when idempotent; `Retry-After` honoured up to
+    /// 60 s, else backoff from 1 s doubling to 32 s; at most the HTTP client's
+    /// `max_attempts` and two minutes of waiting), each attempt under the account's
+    /// limits. Waits go through the client's [`Sleeper`].
+    ///
+    /// The loop is ours rather than [`HttpClient::send`]'s: that future borrows in its
+    /// retry closures in a way rustc cannot prove `Send` for every lifetime
+    /// (rust-lang/rust#102211), and `async_trait` store methods must be `Send`. The retry
+    /// *decisions* are still crmsync-http's ([`classify_response`], [`classify_transport`]).
+    async fn attempt(&self, call: &Call, token: &AccessToken) -> Result<HttpResponse> {
+        const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+        const MAX_WAITED: Duration = Duration::from_secs(120);
+        let (api, request) = call.build(token)?;
+        let idempotent = api.is_idempotent();
+        let service = self.inner.http.service();
+        let timeout = self.inner.http.default_timeout();
+        let max_attempts = self.inner.http.retry_policy().max_attempts().max(1);
+        let mut backoff = Duration::from_secs(1);
+        let mut waited = Duration::ZERO;
+        let mut attempt = 1;
+        loop {
+            let outcome = {
+                let _permit = match &self.inner.limiter {
+                    Some(limiter) => Some(limiter.acquire(&self.inner.account).await),
+                    None => None,
+                };
+                tracing::debug!(method = %call.method, path = call.url.path(), "google request");
+                service.call(request.clone(), timeout).await
+            };
+            let decision = match &outcome {
+                Ok(response) => classify_response(response, idempotent, chrono::Utc::now()),
+                Err(e) => classify_transport(e, idempotent),
+            };
+            let delay = match decision {
+                RetryDecision::Retry { retry_after } if attempt < max_attempts => match retry_after
+                {
+                    Some(asked) if asked > MAX_RETRY_AFTER => None,
+                    Some(asked) if !asked.is_zero() => Some(asked),
+                    _ => Some(backoff),
+                },
+                _ => None,
+            };
+            match delay {
+                Some(delay) if waited + delay <= MAX_WAITED => {
+                    tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "retrying");
+                    self.inner.sleeper.sleep(delay).await;
+                    waited += delay;
+                    backoff = (backoff * 2).min(Duration::from_secs(32));
+                    attempt += 1;
+                }
+                _ => return outcome.map_err(Error::from),
+            }
+        }
+    }
+
+    /// Sends and requires a 2xx answer.
+    pub(crate) async fn send_ok(&self, request: Call, what: &str) -> Result<HttpResponse> {
+        let response = self.send(request).await?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(classify(&response, what))
+        }
+    }
+
+    /// Sends, requires a 2xx answer and reads its JSON object.
+    pub(crate) async fn json(&self, request: Call, what: &str) -> Result<Value> {
+        let response = self.send_ok(request, what).await?;
+        parse_object(response.body(), what)
+    }
+
+    /// Sends `parts` as one multipart/mixed request to the batch endpoint and returns one
+    /// answer per part, in order.
+    ///
+    /// # Errors
+    /// When the batch itself failed (transport, an error status, an answer that cannot be
+    /// read, or a missing part): the caller falls back to one request per part.
+    pub(crate) async fn batch(&self, parts: &[BatchPart]) -> Result<Vec<BatchAnswer>> {
+        let boundary = format!("crmsync_batch_{:016x}", rand_u64());
+        let body = encode_batch(&boundary, parts);
+        let request = Call::new(Method::POST, self.inner.config.batch_url.clone())
+            .body(&format!("multipart/mixed; boundary={boundary}"), body);
+        let response = self.send_ok(request, "a Calendar batch request").await?;
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let answers = decode_batch(content_type, response.body())?;
+        if answers.len() != parts.len() {
+            return Err(Error::new(
+                ErrorKind::Provider,
+                format!(
+                    "the batch answer holds {} parts for {} requests",
+                    answers.len(),
+                    parts.len()
+                ),
+            ));
+        }
+        Ok(answers)
+    }
+}
+
+/// A JSON object from a body.
+pub(crate) fn parse_object(body: &[u8], what: &str) -> Result<Value> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(Error::new(
+            ErrorKind::Provider,
+            format!("{what}: Google's answer is not a JSON object"),
+        )),
+        Err(e) => Err(Error::new(
+            ErrorKind::Provider,
+            format!("{what}: Google's answer is not JSON ({e})"),
+        )),
+    }
+}
+
+/// A boundary nonce: unique enough per request (it only has to not occur in the body).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+fn encode_batch(boundary: &str, parts: &[BatchPart]) -> Vec<u8> {
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        out.push_str(&format!(
+            "--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <item{i}>\r\n\r\n"
+        ));
+        let target = match part.url.query() {
+            Some(q) => format!("{}?{q}", part.url.path()),
+            None => part.url.path().to_owned(),
+        };
+        out.push_str(&format!("{} {target} HTTP/1.1\r\n", part.method));
+        if let Some(etag) = &part.if_match {
+            out.push_str(&format!("If-Match: {etag}\r\n"));
+        }
+        match &part.body {
+            Some(body) => {
+                let json = body.to_string();
+                out.push_str(&format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}\r\n",
+                    json.len()
+                ));
+            }
+            None => out.push_str("\r\n"),
+        }
+    }
+    out.push_str(&format!("--{boundary}--\r\n"));
+    out.into_bytes()
+}
+
+fn boundary_of(content_type: &str) -> Option<String> {
+    let (mime, params) = content_type.split_once(';')?;
+    if !mime.trim().eq_ignore_ascii_case("multipart/mixed") {
+        return None;
+    }
+    params.split(';').find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// Splits at the first blank line (CRLF or LF) into head and rest.
+fn split_head(text: &str) -> (&str, &str) {
+    let crlf = text.find("\r\n\r\n").map(|i| (i, 4));
+    let lf = text.find("\n\n").map(|i| (i, 2));
+    match (crlf, lf) {
+        (Some(a), Some(b)) if b.0 < a.0 => (&text[..b.0], &text[b.0 + b.1..]),
+        (Some(a), _) => (&text[..a.0], &text[a.0 + a.1..]),
+        (None, Some(b)) => (&text[..b.0], &text[b.0 + b.1..]),
+        (None, None) => (text, ""),
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Reads a multipart/mixed batch answer: parts ordered by their `Content-ID`
+/// (`<response-itemN>`), else in the order they came.
+fn decode_batch(content_type: &str, body: &[u8]) -> Result<Vec<BatchAnswer>> {
+    let unreadable = |why: &str| {
+        Error::new(
+            ErrorKind::Provider,
+            format!("the Calendar batch answer cannot be read: {why}"),
+        )
+    };
+    let boundary = boundary_of(content_type).ok_or_else(|| unreadable("no multipart boundary"))?;
+    let text = String::from_utf8_lossy(body);
+    let delimiter = format!("--{boundary}");
+    let mut indexed: Vec<(Option<usize>, BatchAnswer)> = Vec::new();
+    for segment in text.split(delimiter.as_str()).skip(1) {
+        if segment.starts_with("--") {
+            break;
+        }
+        let segment = segment.trim_start_matches(['\r', '\n']);
+        if segment.trim().is_empty() {
+            continue;
+        }
+        let (part_head, inner) = split_head(segment);
+        let index = header(part_head, "content-id").and_then(|id| {
+            id.trim_matches(['<', '>'])
+                .strip_prefix("response-item")
+                .and_then(|n| n.parse::<usize>().ok())
+        });
+        let inner = inner.trim_start_matches(['\r', '\n']);
+        let (status_line, after) = inner.split_once('\n').unwrap_or((inner, ""));
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .ok_or_else(|| unreadable("a part has no HTTP status line"))?;
+        let (inner_head, inner_body) = split_head(after);
+        let retry_after = header(inner_head, "retry-after")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        indexed.push((
+            index,
+            BatchAnswer {
+                status,
+                retry_after,
+                body: inner_body
+                    .trim_end_matches(['\r', '\n'])
+                    .as_bytes()
+                    .to_vec(),
+            },
+        ));
+    }
+    if indexed.iter().all(|(i, _)| i.is_some()) {
+        indexed.sort_by_key(|(i, _)| *i);
+        let in_order = indexed.iter().enumerate().all(|(n, (i, _))| *i == Some(n));
+        if !in_order {
+            return Err(unreadable(
+                "the parts' Content-IDs do not match the requests",
+            ));
+        }
+    }
+    Ok(indexed.into_iter().map(|(_, a)| a).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_round_trip() {
+        let parts = vec![BatchPart {
+            method: Method::PATCH,
+            url: Url::parse("http://127.0.0.1:1/calendar/v3/calendars/c/events/e?sendUpdates=none")
+                .expect("url"),
+            if_match: Some("\"7\"".into()),
+            body: Some(serde_json::json!({"summary": "x"})),
+        }];
+        let text = String::from_utf8(encode_batch("b", &parts)).expect("utf8");
+        assert!(
+            text.contains("PATCH /calendar/v3/calendars/c/events/e?sendUpdates=none HTTP/1.1\r\n")
+        );
+        assert!(text.contains("If-Match: \"7\"\r\n"));
+        assert!(text.ends_with("--b--\r\n"));
+
+        let answer = "--z\r\nContent-Type: application/http\r\nContent-ID: <response-item1>\r\n\r\nHTTP/1.1 412 Precondition Failed\r\nContent-Type: application/json\r\n\r\n{\"error\":{}}\r\n--z\r\nContent-Type: application/http\r\nContent-ID: <response-item0>\r\n\r\nHTTP/1.1 200 OK\r\nRetry-After: 3\r\n\r\n{\"id\":\"a\"}\r\n--z--\r\n";
+        let decoded =
+            decode_batch("multipart/mixed; boundary=z", answer.as_bytes()).expect("decoded");
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(decoded[0].status, 200);
+        assert_eq!(decoded[0].body, b"{\"id\":\"a\"}");
+        assert_eq!(decoded[0].retry_after, Some(Duration::from_secs(3)));
+        assert_eq!(decoded[1].status, 412);
+        assert!(decode_batch("application/json", b"{}").is_err());
+    }
+}
