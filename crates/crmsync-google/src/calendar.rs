@@ -6,10 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::SecondsFormat;
 use crmsync_core::{
-    CalendarStore, Capabilities, ChangePage, ChangesRequest, CollectionId, CollectionInfo,
-    Continuation, Cursor, Error, ErrorKind, Event, EventField, ItemId, LinkKey, PageToken, Record,
-    RecordStore, Removal, RemovalReason, Result, Stored, Unreadable, Upsert, Version, WriteOp,
-    WriteOutcome,
+    CalendarStore, Capabilities, ChangePage, ChangesRequest, CollectionId, CollectionInfo, Error,
+    ErrorKind, Event, EventField, ItemId, LinkKey, Record, RecordStore, Removal, RemovalReason,
+    Result, Stored, Unreadable, Upsert, Version, WriteOp, WriteOutcome,
 };
 use http::Method;
 use serde_json::Value;
@@ -531,37 +530,13 @@ impl RecordStore<Event> for GoogleCalendar {
             "the full listing of events"
         };
         let page = self.client.json(api, what).await?;
-        let text = |k: &str| {
-            page.get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        let next = match (text("nextPageToken"), text("nextSyncToken")) {
-            (Some(token), _) => Continuation::NextPage(PageToken::new(token)?),
-            (None, Some(token)) => Continuation::Done(Cursor::new(token)?),
-            (None, None) => {
-                return Err(Error::new(
-                    ErrorKind::Provider,
-                    format!("{what}: the page has neither nextPageToken nor nextSyncToken"),
-                ));
-            }
-        };
         let mut out = ChangePage {
             upserts: Vec::new(),
             removals: Vec::new(),
             unreadable: Vec::new(),
-            next,
+            next: crate::client::continuation(&page, what)?,
         };
-        let items = match page.get("items") {
-            None | Some(Value::Null) => &[][..],
-            Some(Value::Array(items)) => items.as_slice(),
-            Some(_) => {
-                return Err(Error::new(
-                    ErrorKind::Provider,
-                    format!("{what}: `items` is not an array"),
-                ));
-            }
-        };
+        let items = crate::client::array_field(&page, "items", what)?;
         for item in items {
             if is_cancelled(item) {
                 match id_of(item) {

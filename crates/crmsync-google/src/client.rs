@@ -6,7 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crmsync_core::{AccessToken, AccountId, Error, ErrorKind, Result, Sleeper};
+use crmsync_core::{
+    AccessToken, AccountId, Continuation, Cursor, Error, ErrorKind, PageToken, Result, Sleeper,
+};
 use crmsync_http::retry::{RetryDecision, classify_response, classify_transport};
 use crmsync_http::{
     AccountLimiter, ApiRequest, HttpClient, HttpRequest, HttpResponse, TokioSleeper,
@@ -492,6 +494,40 @@ fn decode_batch(content_type: &str, body: &[u8]) -> Result<Vec<BatchAnswer>> {
         }
     }
     Ok(indexed.into_iter().map(|(_, a)| a).collect())
+}
+
+/// What follows a listing page: `nextPageToken` (more pages) or, on the last page,
+/// `nextSyncToken` (the cursor). A page with neither is a provider error.
+pub(crate) fn continuation(page: &serde_json::Value, what: &str) -> Result<Continuation> {
+    let text = |k: &str| {
+        page.get(k)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    match (text("nextPageToken"), text("nextSyncToken")) {
+        (Some(token), _) => Ok(Continuation::NextPage(PageToken::new(token)?)),
+        (None, Some(token)) => Ok(Continuation::Done(Cursor::new(token)?)),
+        (None, None) => Err(Error::new(
+            ErrorKind::Provider,
+            format!("{what}: the page has neither nextPageToken nor nextSyncToken"),
+        )),
+    }
+}
+
+/// The array under `key` of a listing page; Google omits it on empty pages.
+pub(crate) fn array_field<'a>(
+    page: &'a serde_json::Value,
+    key: &str,
+    what: &str,
+) -> Result<&'a [serde_json::Value]> {
+    match page.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(&[]),
+        Some(serde_json::Value::Array(items)) => Ok(items.as_slice()),
+        Some(_) => Err(Error::new(
+            ErrorKind::Provider,
+            format!("{what}: `{key}` is not an array"),
+        )),
+    }
 }
 
 #[cfg(test)]

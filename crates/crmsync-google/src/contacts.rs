@@ -6,9 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use crmsync_core::{
     Capabilities, ChangePage, ChangesRequest, CollectionId, CollectionInfo, Contact, ContactField,
-    ContactStore, Continuation, Cursor, Error, ErrorKind, ItemId, LinkKey, PageToken, Record,
-    RecordStore, Removal, RemovalReason, Result, Stored, Unreadable, Upsert, Version, WriteOp,
-    WriteOutcome,
+    ContactStore, Error, ErrorKind, ItemId, LinkKey, Record, RecordStore, Removal, RemovalReason,
+    Result, Stored, Unreadable, Upsert, Version, WriteOp, WriteOutcome,
 };
 use serde_json::{Value, json};
 use url::Url;
@@ -495,38 +494,14 @@ impl RecordStore<Contact> for GoogleContacts {
             "the full listing of contacts"
         };
         let page = self.client.json(call, what).await?;
-        let text = |k: &str| {
-            page.get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        let next = match (text("nextPageToken"), text("nextSyncToken")) {
-            (Some(token), _) => Continuation::NextPage(PageToken::new(token)?),
-            (None, Some(token)) => Continuation::Done(Cursor::new(token)?),
-            (None, None) => {
-                return Err(Error::new(
-                    ErrorKind::Provider,
-                    format!("{what}: the page has neither nextPageToken nor nextSyncToken"),
-                ));
-            }
-        };
         let mut out = ChangePage {
             upserts: Vec::new(),
             removals: Vec::new(),
             unreadable: Vec::new(),
-            next,
+            next: crate::client::continuation(&page, what)?,
         };
         // `connections` is omitted on empty pages (G-PPL-2).
-        let people = match page.get("connections") {
-            None | Some(Value::Null) => &[][..],
-            Some(Value::Array(p)) => p.as_slice(),
-            Some(_) => {
-                return Err(Error::new(
-                    ErrorKind::Provider,
-                    format!("{what}: `connections` is not an array"),
-                ));
-            }
-        };
+        let people = crate::client::array_field(&page, "connections", what)?;
         for person in people {
             if person_deleted(person) {
                 match person_id(person) {
