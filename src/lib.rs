@@ -15,5 +15,7 @@ pub use crmsync_core::*;
 #[cfg(feature = "google")]
 pub use crmsync_google as google;
 pub use crmsync_memory as memory;
+#[cfg(feature = "microsoft")]
+pub use crmsync_microsoft as microsoft;
 #[cfg(feature = "sqlite")]
 pub use crmsync_sqlite as sqlite;

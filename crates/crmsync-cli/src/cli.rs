@@ -44,15 +44,35 @@ pub struct Cli {
 pub enum Command {
     /// Sign an account in and store its tokens.
     #[command(after_help = concat!("Examples:
-  crmsync auth sam
+  crmsync auth sam                   # prints the sign-in address, opens a browser when there is one
+  crmsync auth sam --paste           # no browser here: paste the address the browser ended on
+  crmsync auth sam --no-browser      # print the address only (open it on this machine)
 
-The memory provider needs no sign-in. Google and Microsoft sign-in (loopback, --device,
---paste) arrive with their providers.
+Google accounts: the loopback sign-in waits on 127.0.0.1 for Google's redirect. With
+--paste, open the printed address anywhere, sign in, allow; the browser then fails to load
+a 127.0.0.1 page: copy its whole address and paste it. Google desktop apps have no device
+flow (--device exits 2). Tokens are saved encrypted in the state database under the key in
+the account's `token_key_env` variable (default CRMSYNC_TOKEN_KEY).
+The memory provider needs no sign-in.
 
-", "Exit codes: 0 done or nothing to do, 2 unknown account or provider not available yet."))]
+", "Exit codes: 0 signed in (or nothing to do), 1 the sign-in failed (a scope not granted,
+the token endpoint refused), 2 unknown account or configuration error or --device on
+Google, 3 the browser never came back in time."))]
     Auth {
         /// The account, by its `name` in the configuration.
         account: String,
+        /// Manual fallback: print the address, then read the redirected address from stdin.
+        #[arg(long, conflicts_with = "device")]
+        paste: bool,
+        /// The device-code flow (not offered by Google desktop apps).
+        #[arg(long)]
+        device: bool,
+        /// Do not try to open a browser; only print the address.
+        #[arg(long)]
+        no_browser: bool,
+        /// How long the loopback sign-in waits for the browser, in seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
     },
 
     /// Check the configuration, the state, the CRM and each account; print what to do.
@@ -144,9 +164,12 @@ Exit codes: as `sync`.")]
   crmsync reset sam                  # asks first; forgets calendar and contact links
   crmsync reset sam --calendar --yes
   crmsync reset sam --all --remove-remote
+  crmsync reset sam --all --revoke --yes   # Google: also revoke the grant at Google
 
-A later sync re-links by link key: nothing is duplicated.
-Exit codes: 0 done, 1 some copies could not be deleted, 2 usage error or not confirmed.")]
+A later sync re-links by link key: nothing is duplicated. `--all` also forgets the
+account's tokens (sign in again with `crmsync auth` before the next sync).
+Exit codes: 0 done, 1 some copies could not be deleted or the revocation failed, 2 usage
+error or not confirmed.")]
     Reset {
         /// The account.
         account: String,
@@ -156,9 +179,13 @@ Exit codes: 0 done, 1 some copies could not be deleted, 2 usage error or not con
         /// Only the contacts' links.
         #[arg(long, conflicts_with = "all")]
         contacts: bool,
-        /// Calendar and contacts (the default).
+        /// Calendar and contacts (the default), and also the account's tokens.
         #[arg(long)]
         all: bool,
+        /// With --all: revoke the account's grant at the provider (Google) before purging
+        /// its tokens.
+        #[arg(long, requires = "all")]
+        revoke: bool,
         /// Also delete the copies crmsync made on the provider.
         #[arg(long)]
         remove_remote: bool,

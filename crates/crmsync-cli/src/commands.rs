@@ -19,7 +19,7 @@ use crate::config::{AccountConfig, Collection, Config, DEFAULT_CONFIG_FILE, Prov
 use crate::exit::{self, CliError, code_for_error, code_for_report, worst};
 use crate::output::{PlanRow, ProgressOutput, plan_rows, table};
 use crate::provider::not_available;
-use crate::session::{Context, RunFlags, Session};
+use crate::session::{Context, RunFlags, Session, account_error};
 
 /// Loads the configuration named by `--config`, else `./crmsync.toml`, and opens the state.
 ///
@@ -49,21 +49,166 @@ fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
 
 // ---------------------------------------------------------------- auth
 
-/// `crmsync auth <account>`.
+/// `crmsync auth <account>` for a memory account: nothing to sign in to.
 ///
 /// # Errors
-/// Unknown account; a provider not available yet.
-pub fn auth(config: &Config, name: &str) -> Result<u8, CliError> {
+/// Unknown account.
+pub fn auth_memory(config: &Config, name: &str) -> Result<u8, CliError> {
     let account = config.account(name)?;
-    match account.provider {
-        ProviderKind::Memory => {
-            println!(
-                "Account {:?} uses the memory provider: there is nothing to sign in to, it is ready to sync.",
+    println!(
+        "Account {:?} uses the memory provider: there is nothing to sign in to, it is ready to sync.",
+        account.name
+    );
+    Ok(exit::SUCCESS)
+}
+
+/// How `crmsync auth` signs in.
+#[derive(Debug, Clone, Copy)]
+pub enum AuthMode {
+    /// Listen on 127.0.0.1 for the browser's redirect.
+    Loopback {
+        /// Try to open a browser (only when one seems to be there).
+        open_browser: bool,
+        /// How long to wait for the redirect.
+        timeout: std::time::Duration,
+    },
+    /// Print the address; read the redirected address from stdin.
+    Paste,
+    /// The device-code flow.
+    Device,
+}
+
+/// The redirect address of the paste flow: a loopback address nothing answers on, so the
+/// browser stops there with the code in its address bar (Google accepts any loopback port
+/// for desktop clients).
+const PASTE_REDIRECT: &str = "http://127.0.0.1:1/";
+
+/// `crmsync auth <account>`: signs a Google account in and saves its tokens (encrypted) in
+/// the state database.
+///
+/// # Errors
+/// Unknown account; a configuration error; `--device` on Google (exit code 2); a provider
+/// not available yet.
+pub async fn auth(ctx: &Context, name: &str, mode: AuthMode) -> Result<u8, CliError> {
+    let account = ctx.config.account(name)?.clone();
+    if account.provider == ProviderKind::Memory {
+        return auth_memory(&ctx.config, name);
+    }
+    let provider = ctx.provider(&account)?;
+    let Some(google) = provider.as_google() else {
+        return Err(not_available(account.provider));
+    };
+    let context = format!("account {:?}: signing in", account.name);
+    let result = match mode {
+        AuthMode::Device => {
+            return Err(CliError::usage(
+                "Google desktop apps do not support the device flow; use --paste",
+            )
+            .with_remedy(format!(
+                "run `crmsync auth {} --paste` (or without options, on a machine with a browser)",
                 account.name
+            )));
+        }
+        AuthMode::Loopback {
+            open_browser,
+            timeout,
+        } => {
+            google
+                .auth()
+                .sign_in_loopback(google.account(), timeout, |url| {
+                    println!(
+                        "Open this address in a browser, sign in to Google and allow access:\n\n  {url}\n"
+                    );
+                    println!(
+                        "Waiting for the browser to come back (up to {} s; no browser here? stop and run `crmsync auth {} --paste`)...",
+                        timeout.as_secs(),
+                        account.name
+                    );
+                    flush_stdout();
+                    if open_browser {
+                        try_open_browser(url.as_str());
+                    }
+                })
+                .await
+        }
+        AuthMode::Paste => {
+            let pending = google
+                .auth()
+                .authorization_request(PASTE_REDIRECT)
+                .map_err(|e| account_error(&account, &context, &e))?;
+            println!(
+                "Open this address in a browser (on any machine), sign in to Google and allow access:\n\n  {}\n",
+                pending.url()
+            );
+            println!(
+                "The browser then fails to load a page on 127.0.0.1: that is expected. Copy the whole address from its address bar and paste it here, then press Enter:"
+            );
+            flush_stdout();
+            let mut line = String::new();
+            let read = std::io::stdin().lock().read_line(&mut line);
+            let line = line.trim();
+            if !matches!(read, Ok(n) if n > 0) || line.is_empty() {
+                return Err(CliError::usage("no address was pasted: nothing was saved")
+                    .with_remedy(format!("run `crmsync auth {} --paste` again", account.name)));
+            }
+            google
+                .auth()
+                .complete_from_pasted_redirect(google.account(), &pending, line)
+                .await
+        }
+    };
+    match result {
+        Ok(_) => {
+            // The tokens were saved by the sign-in, their scopes checked.
+            if let Ok(state) = ctx.state()
+                && let Err(e) = state
+                    .set_account_status(google.account(), AccountStatus::Ok)
+                    .await
+            {
+                tracing::warn!(error = %e, "could not record the account status");
+            }
+            println!(
+                "Signed in: account {:?} is authorised (every scope granted); its tokens are saved, encrypted, in {}.",
+                account.name,
+                ctx.config.state_path().display()
             );
             Ok(exit::SUCCESS)
         }
-        kind @ (ProviderKind::Google | ProviderKind::Microsoft) => Err(not_available(kind)),
+        Err(e) => Err(account_error(&account, &context, &e)),
+    }
+}
+
+fn flush_stdout() {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+}
+
+/// Opens `url` in the desktop's browser when there seems to be one; never fails (the
+/// address is printed anyway).
+fn try_open_browser(url: &str) {
+    let command: Option<(&str, Vec<&str>)> = if cfg!(target_os = "macos") {
+        Some(("open", vec![url]))
+    } else if cfg!(windows) {
+        Some(("rundll32", vec!["url.dll,FileProtocolHandler", url]))
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        Some(("xdg-open", vec![url]))
+    } else {
+        None
+    };
+    let Some((program, args)) = command else {
+        tracing::info!("no graphical session: not opening a browser");
+        return;
+    };
+    match std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => tracing::info!(program, "asked the desktop to open the sign-in address"),
+        Err(e) => tracing::info!(program, error = %e, "could not open a browser"),
     }
 }
 
@@ -180,6 +325,86 @@ pub async fn doctor(ctx: &Context, name: Option<&str>) -> Result<u8, CliError> {
     Ok(code)
 }
 
+/// The Google-only checks: tokens stored and valid (refreshed when due), scopes granted,
+/// the People API reachable. False when the API checks that follow cannot work.
+async fn doctor_google(
+    account: &AccountConfig,
+    google: &crate::provider::GoogleProvider,
+    findings: &mut Vec<Finding>,
+) -> bool {
+    let auth = google.auth();
+    let again = format!("run `crmsync auth {}`", account.name);
+    let tokens = match auth.token_store().load(google.account()).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            findings.push(Finding::error(
+                "no tokens are stored for this account: it was never signed in (or was reset)",
+                again,
+                exit::REAUTHORIZE,
+            ));
+            return false;
+        }
+        Err(e) => {
+            findings.push(Finding::error(
+                format!("the stored tokens cannot be read: {e}"),
+                e.remedy().replace("<account>", &account.name),
+                code_for_error(&e),
+            ));
+            return false;
+        }
+    };
+    if let Err(e) = auth.access_token(google.account()).await {
+        findings.push(Finding::error(
+            format!("the token is not valid: {e}"),
+            e.remedy().replace("<account>", &account.name),
+            code_for_error(&e),
+        ));
+        return false;
+    }
+    // A request proves the token: Google may have revoked it before its expiry.
+    match google.contact_groups().await {
+        Ok(groups) => {
+            findings.push(Finding::ok(
+                "the access token is valid: Google accepts it (tokens encrypted in the state)",
+            ));
+            findings.push(Finding::ok(format!(
+                "People API reachable ({} contact group(s))",
+                groups.len()
+            )));
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::ReauthorizationRequired { .. }) => {
+            findings.push(Finding::error(
+                format!("the token is not valid: {e}"),
+                e.remedy().replace("<account>", &account.name),
+                exit::REAUTHORIZE,
+            ));
+            return false;
+        }
+        Err(e) => findings.push(Finding::error(
+            format!("People API not reachable: {e}"),
+            e.remedy().replace("<account>", &account.name),
+            code_for_error(&e),
+        )),
+    }
+    // The scopes of the tokens now stored (a refresh may have replaced them).
+    let tokens = match auth.token_store().load(google.account()).await {
+        Ok(Some(fresh)) => fresh,
+        _ => tokens,
+    };
+    match auth.check_scopes(&tokens) {
+        Ok(()) => findings.push(Finding::ok(format!(
+            "every scope is granted ({})",
+            google.config().scopes.join(", ")
+        ))),
+        Err(e) => findings.push(Finding::error(
+            format!("{e}"),
+            format!("{again} and leave every permission ticked on Google's consent screen"),
+            exit::REAUTHORIZE,
+        )),
+    }
+    true
+}
+
 fn probe_account() -> Result<crmsync_core::AccountId, CliError> {
     crmsync_core::AccountId::new("crmsync-doctor").map_err(|e| CliError::from_error("doctor", &e))
 }
@@ -225,19 +450,24 @@ async fn doctor_account(
             ))),
             (Err(e), _) | (_, Err(e)) => findings.push(Finding::error(
                 format!("file CRM {}: {e}", crm_folder.display()),
-                e.remedy(),
+                e.remedy().replace("<account>", &account.name),
                 code_for_error(&e),
             )),
         },
         Err(e) => findings.push(Finding::from_cli(e)),
     }
-    let provider = match crate::provider::open_provider(&ctx.config, account) {
+    let provider = match ctx.provider(account) {
         Ok(p) => p,
         Err(e) => {
             findings.push(Finding::from_cli(e));
             return findings;
         }
     };
+    if let Some(google) = provider.as_google()
+        && !doctor_google(account, google, &mut findings).await
+    {
+        return findings;
+    }
     match provider.calendars().calendars().await {
         Ok(list) => findings.push(Finding::ok(format!(
             "provider reachable: {} ({} calendar(s))",
@@ -247,7 +477,7 @@ async fn doctor_account(
         Err(e) => {
             findings.push(Finding::error(
                 format!("provider not reachable: {e}"),
-                e.remedy(),
+                e.remedy().replace("<account>", &account.name),
                 code_for_error(&e),
             ));
             return findings;
@@ -272,7 +502,11 @@ async fn doctor_account(
                         .collect();
                     what.push_str(&format!(" (writable calendars: {})", names.join(", ")));
                 }
-                findings.push(Finding::error(what, e.remedy(), code_for_error(&e)));
+                findings.push(Finding::error(
+                    what,
+                    e.remedy().replace("<account>", &account.name),
+                    code_for_error(&e),
+                ));
             }
         }
     }
@@ -287,6 +521,15 @@ async fn doctor_account(
                 "set `contacts` to the name of an existing contact group or folder",
                 code_for_error(&e),
             )),
+        }
+        if provider.kind() == ProviderKind::Google && account.contacts_name() != "Contacts" {
+            findings.push(Finding::warning(
+                format!(
+                    "the whole Google address book is synced, not only the group {:?}",
+                    account.contacts_name()
+                ),
+                "the group is checked but is not a filter yet; memberships travel in the contacts' `groups` field",
+            ));
         }
     }
     match crmsync_core::AccountId::new(account.account_id()) {
@@ -303,7 +546,7 @@ async fn doctor_account(
             )),
             Err(e) => findings.push(Finding::error(
                 format!("account status: {e}"),
-                e.remedy(),
+                e.remedy().replace("<account>", &account.name),
                 code_for_error(&e),
             )),
         },
@@ -355,14 +598,14 @@ pub async fn plan(ctx: &Context, name: Option<&str>, json: bool) -> Result<u8, C
             let plan = s
                 .plan()
                 .await
-                .map_err(|e| CliError::from_error(&context("events"), &e))?;
+                .map_err(|e| account_error(account, &context("events"), &e))?;
             outputs.push(plan_output(&account.name, Collection::Events, &plan));
         }
         if let Some(s) = &session.contacts {
             let plan = s
                 .plan()
                 .await
-                .map_err(|e| CliError::from_error(&context("contacts"), &e))?;
+                .map_err(|e| account_error(account, &context("contacts"), &e))?;
             outputs.push(plan_output(&account.name, Collection::Contacts, &plan));
         }
     }
@@ -493,7 +736,7 @@ async fn run_account(
                 collection: "events",
                 report: r,
             }),
-            Err(e) => failure = Some(CliError::from_error("syncing the events", &e)),
+            Err(e) => failure = Some(account_error(&account, "syncing the events", &e)),
         }
     }
     if failure.is_none()
@@ -508,7 +751,7 @@ async fn run_account(
                 collection: "contacts",
                 report: r,
             }),
-            Err(e) => failure = Some(CliError::from_error("syncing the contacts", &e)),
+            Err(e) => failure = Some(account_error(&account, "syncing the contacts", &e)),
         }
     }
     for bar in bars {
@@ -767,7 +1010,7 @@ pub async fn push(ctx: &Context, name: &str, ids: &[String], json: bool) -> Resu
                 collection: "events",
                 report: r,
             }),
-            Err(e) => failure = Some(CliError::from_error("pushing events", &e)),
+            Err(e) => failure = Some(account_error(&account, "pushing events", &e)),
         }
     }
     if let (Some(s), false, None) = (&session.contacts, contact_ids.is_empty(), &failure) {
@@ -776,7 +1019,7 @@ pub async fn push(ctx: &Context, name: &str, ids: &[String], json: bool) -> Resu
                 collection: "contacts",
                 report: r,
             }),
-            Err(e) => failure = Some(CliError::from_error("pushing contacts", &e)),
+            Err(e) => failure = Some(account_error(&account, "pushing contacts", &e)),
         }
     }
     if let Err(e) = session.persist() {
@@ -818,6 +1061,10 @@ pub struct ResetArgs {
     pub remove_remote: bool,
     /// Do not ask.
     pub yes: bool,
+    /// Also forget the account's tokens (`--all`).
+    pub tokens: bool,
+    /// Revoke the grant at the provider before forgetting the tokens.
+    pub revoke: bool,
 }
 
 /// `crmsync reset <account>`: asks on stdin unless `--yes`.
@@ -826,7 +1073,20 @@ pub struct ResetArgs {
 /// Unknown account; not confirmed (exit code 2).
 pub async fn reset(ctx: &Context, name: &str, args: ResetArgs) -> Result<u8, CliError> {
     let account = ctx.config.account(name)?.clone();
-    let session = ctx.session(&account, RunFlags::default()).await?;
+    let session = match ctx.session(&account, RunFlags::default()).await {
+        Ok(s) => s,
+        // Google no longer accepts the tokens: a full reset can still forget everything
+        // kept here (nothing on the provider can be deleted without signing in).
+        Err(e)
+            if e.code == exit::REAUTHORIZE
+                && args.tokens
+                && !args.remove_remote
+                && account.provider == ProviderKind::Google =>
+        {
+            return reset_signed_out(ctx, &account, args, e).await;
+        }
+        Err(e) => return Err(e),
+    };
     let events = session.events.as_ref().filter(|_| args.calendar);
     let contacts = session.contacts.as_ref().filter(|_| args.contacts);
     if events.is_none() && contacts.is_none() {
@@ -855,18 +1115,17 @@ pub async fn reset(ctx: &Context, name: &str, args: ResetArgs) -> Result<u8, Cli
                 " (both sides keep their records; the next sync re-links them)"
             }
         );
-        print!("Continue? [y/N] ");
-        use std::io::Write as _;
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let read = std::io::stdin().lock().read_line(&mut answer);
-        let yes = matches!(read, Ok(n) if n > 0)
-            && matches!(answer.trim().to_lowercase().as_str(), "y" | "yes");
-        if !yes {
-            println!();
-            return Err(CliError::usage("not confirmed: nothing was reset")
-                .with_remedy("answer `y`, or pass --yes"));
+        if args.tokens && account.provider == ProviderKind::Google {
+            println!(
+                "It also forgets the account's tokens{} (sign in again with `crmsync auth {name}`).",
+                if args.revoke {
+                    " and revokes its grant at Google"
+                } else {
+                    ""
+                }
+            );
         }
+        confirm()?;
     }
     let mut reports = Vec::new();
     for (collection, result) in [
@@ -908,7 +1167,8 @@ pub async fn reset(ctx: &Context, name: &str, args: ResetArgs) -> Result<u8, Cli
             }
             Some(Err(e)) => {
                 session.persist()?;
-                return Err(CliError::from_error(
+                return Err(account_error(
+                    &account,
                     &format!("resetting the {collection}"),
                     &e,
                 ));
@@ -917,7 +1177,119 @@ pub async fn reset(ctx: &Context, name: &str, args: ResetArgs) -> Result<u8, Cli
         }
     }
     session.persist()?;
-    Ok(worst(reports.iter().map(code_for_report)))
+    let mut codes: Vec<u8> = reports.iter().map(code_for_report).collect();
+    if args.tokens
+        && let Some(google) = session.provider.as_google()
+    {
+        codes.push(forget_tokens(ctx, &account, google, args.revoke).await?);
+    }
+    Ok(worst(codes))
+}
+
+/// Asks `Continue? [y/N]` on stdin.
+fn confirm() -> Result<(), CliError> {
+    print!("Continue? [y/N] ");
+    flush_stdout();
+    let mut answer = String::new();
+    let read = std::io::stdin().lock().read_line(&mut answer);
+    let yes = matches!(read, Ok(n) if n > 0)
+        && matches!(answer.trim().to_lowercase().as_str(), "y" | "yes");
+    if yes {
+        Ok(())
+    } else {
+        println!();
+        Err(CliError::usage("not confirmed: nothing was reset")
+            .with_remedy("answer `y`, or pass --yes"))
+    }
+}
+
+/// `reset --all` of a Google account that must sign in again: the provider cannot be
+/// reached, so every link, cursor, intent and deferred item of the account is forgotten
+/// from the state alone, then its tokens.
+async fn reset_signed_out(
+    ctx: &Context,
+    account: &AccountConfig,
+    args: ResetArgs,
+    why: CliError,
+) -> Result<u8, CliError> {
+    let provider = ctx.provider(account)?;
+    let Some(google) = provider.as_google() else {
+        return Err(why);
+    };
+    println!(
+        "Account {:?} must sign in again ({}), so Google cannot be reached: this forgets everything crmsync keeps for it here (links, cursors, intents, deferred items) and its tokens{}.",
+        account.name,
+        why.message,
+        if args.revoke {
+            ", after trying to revoke its grant"
+        } else {
+            ""
+        }
+    );
+    if !args.yes {
+        confirm()?;
+    }
+    let counts = ctx
+        .state()?
+        .reset(&crmsync_core::ResetScope {
+            account: google.account().clone(),
+            kind: None,
+            collection: None,
+        })
+        .await
+        .map_err(|e| account_error(account, "resetting the state", &e))?;
+    println!(
+        "state: forgot {} link(s), {} intent(s), {} deferred item(s), {} cursor(s)",
+        counts.links, counts.intents, counts.deferred, counts.cursors
+    );
+    forget_tokens(ctx, account, google, args.revoke).await
+}
+
+/// `reset --all` of a Google account: revokes the grant when asked, purges the tokens, and
+/// records that the account must sign in again.
+async fn forget_tokens(
+    ctx: &Context,
+    account: &AccountConfig,
+    google: &crate::provider::GoogleProvider,
+    revoke: bool,
+) -> Result<u8, CliError> {
+    let mut code = exit::SUCCESS;
+    if revoke {
+        match google.auth().revoke(google.account()).await {
+            Ok(()) => println!("tokens: the grant was revoked at Google"),
+            Err(e) => {
+                println!(
+                    "  error: revoking the grant at Google: {e} -> {}",
+                    e.remedy()
+                );
+                println!(
+                    "  the tokens are forgotten here all the same; remove the app's access at https://myaccount.google.com/permissions if needed"
+                );
+                code = exit::RECORDS_FAILED;
+            }
+        }
+    }
+    google
+        .auth()
+        .token_store()
+        .purge(google.account())
+        .await
+        .map_err(|e| account_error(account, "forgetting the tokens", &e))?;
+    println!(
+        "tokens: forgotten; run `crmsync auth {}` before the next sync",
+        account.name
+    );
+    let status = AccountStatus::NeedsReauthorization {
+        cause: "its tokens were forgotten by `crmsync reset --all`".into(),
+    };
+    if let Err(e) = ctx
+        .state()?
+        .set_account_status(google.account(), status)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the account status");
+    }
+    Ok(code)
 }
 
 // ---------------------------------------------------------------- status

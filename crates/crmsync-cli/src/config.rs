@@ -60,7 +60,7 @@ pub struct CrmConfig {
 pub enum ProviderKind {
     /// The in-memory provider, kept in snapshot files: for trials and tests.
     Memory,
-    /// Google Calendar and Google Contacts (not in this build yet).
+    /// Google Calendar and Google Contacts (People API).
     Google,
     /// Microsoft 365 / Outlook through Graph (not in this build yet).
     Microsoft,
@@ -125,6 +125,10 @@ pub struct AccountConfig {
     /// The NAME of the environment variable holding the OAuth client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
+    /// The NAME of the environment variable holding the key (base64, 32 bytes) that tokens
+    /// are encrypted under in the state database; default `CRMSYNC_TOKEN_KEY`.
+    #[serde(default)]
+    pub token_key_env: Option<String>,
     /// Rejected with an explanation: secrets never go in the file.
     #[serde(default)]
     client_secret: Option<toml::Value>,
@@ -349,13 +353,43 @@ impl Config {
                     "expected at least one of \"events\", \"contacts\"".into(),
                 ));
             }
-            if let Some(env) = &a.client_secret_env
-                && (env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            {
-                return Err(bad(
-                    at("client_secret_env"),
-                    "expected the NAME of an environment variable (letters, digits, `_`), not the secret itself".into(),
-                ));
+            for (key, env) in [
+                ("client_secret_env", &a.client_secret_env),
+                ("token_key_env", &a.token_key_env),
+            ] {
+                if let Some(env) = env
+                    && (env.is_empty()
+                        || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                {
+                    return Err(bad(
+                        at(key),
+                        "expected the NAME of an environment variable (letters, digits, `_`), not the secret itself".into(),
+                    ));
+                }
+            }
+            if a.provider == ProviderKind::Google {
+                if a.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                    return Err(bad(
+                        at("client_id"),
+                        "a Google account needs its OAuth client id (`….apps.googleusercontent.com`)".into(),
+                    ));
+                }
+                if a.client_secret_env.is_none() {
+                    return Err(bad(
+                        at("client_secret_env"),
+                        "a Google account needs the NAME of the environment variable holding its OAuth client secret".into(),
+                    ));
+                }
+                for (key, url) in [
+                    ("api_base_url", &a.api_base_url),
+                    ("auth_base_url", &a.auth_base_url),
+                ] {
+                    if let Some(url) = url
+                        && let Err(e) = crmsync_http::BaseUrl::parse(url)
+                    {
+                        return Err(bad(at(key), e.message().to_owned()));
+                    }
+                }
             }
             let memory_only = [
                 ("snapshot_folder", a.snapshot_folder.is_some()),
@@ -601,6 +635,30 @@ mod tests {
         assert_eq!(p.event_options.guards.cap, Some(1000));
         assert_eq!(p.contacts.deletions.provider_to_crm, DeletionMode::Confirm);
         assert_eq!(c.accounts[0].calendars.as_ref().map(Vec::len), Some(2));
+        assert_eq!(c.accounts[1].provider, ProviderKind::Google);
+        assert_eq!(
+            c.accounts[1].token_key_env.as_deref(),
+            Some("CRMSYNC_TOKEN_KEY")
+        );
+    }
+
+    #[test]
+    fn google_accounts_need_their_client() {
+        let google = "[crm]\nfolder = \"crm\"\n[[accounts]]\nname = \"a\"\nprovider = \"google\"\ncalendar = \"Work\"\n";
+        let e = parse(google).unwrap_err();
+        assert!(e.message.contains("accounts[0].client_id"), "{}", e.message);
+        let e = parse(&format!("{google}client_id = \"x\"\n")).unwrap_err();
+        assert!(
+            e.message.contains("accounts[0].client_secret_env"),
+            "{}",
+            e.message
+        );
+        let ok = format!("{google}client_id = \"x\"\nclient_secret_env = \"S\"\n");
+        parse(&ok).unwrap();
+        let e = parse(&format!("{ok}api_base_url = \"ftp://x\"\n")).unwrap_err();
+        assert!(e.message.contains("api_base_url"), "{}", e.message);
+        let e = parse(&format!("{ok}token_key_env = \"a key\"\n")).unwrap_err();
+        assert!(e.message.contains("token_key_env"), "{}", e.message);
     }
 
     #[test]

@@ -84,12 +84,35 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
     let config = cli.config.as_deref();
     match cli.command {
         Command::Demo { dir } => demo::demo(dir).await,
-        Command::Auth { account } => {
+        Command::Auth {
+            account,
+            paste,
+            device,
+            no_browser,
+            timeout,
+        } => {
+            let mode = if device {
+                commands::AuthMode::Device
+            } else if paste {
+                commands::AuthMode::Paste
+            } else {
+                commands::AuthMode::Loopback {
+                    open_browser: !no_browser,
+                    timeout: std::time::Duration::from_secs(timeout),
+                }
+            };
             let path = config.map_or_else(
                 || std::path::PathBuf::from(config::DEFAULT_CONFIG_FILE),
                 std::path::Path::to_owned,
             );
-            commands::auth(&config::Config::load(&path)?, &account)
+            let loaded = config::Config::load(&path)?;
+            if loaded.account(&account)?.provider == config::ProviderKind::Memory {
+                return commands::auth_memory(&loaded, &account);
+            }
+            let ctx = open_context(Some(&path)).await?;
+            let result = commands::auth(&ctx, &account, mode).await;
+            ctx.close().await;
+            result
         }
         command => {
             let ctx = Arc::new(open_context(config).await?);
@@ -116,6 +139,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
                     calendar,
                     contacts,
                     all,
+                    revoke,
                     remove_remote,
                     yes,
                 } => {
@@ -128,6 +152,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
                             contacts: contacts || everything,
                             remove_remote,
                             yes,
+                            tokens: all,
+                            revoke,
                         },
                     )
                     .await

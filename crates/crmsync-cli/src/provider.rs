@@ -1,18 +1,23 @@
-//! The provider side of an account, behind one trait so that adding Google or Microsoft is
-//! one more arm in [`open_provider`].
+//! The provider side of an account, behind one trait so that adding a provider is one more
+//! arm in [`open_provider`]: the memory provider (snapshot files) and Google (Calendar v3,
+//! People API, Google OAuth with tokens in the state database, encrypted).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use crmsync_core::{
-    CalendarStore, CollectionInfo, Contact, ContactStore, Error, ErrorKind, Event, RecordStoreExt,
-    Result,
+    AccountId, CalendarStore, CollectionInfo, Contact, ContactStore, Error, ErrorKind, Event,
+    RecordStoreExt, Result, TokenKey, TokenStore,
 };
+use crmsync_google::{GoogleAuth, GoogleCalendar, GoogleClient, GoogleConfig, GoogleContacts};
+use crmsync_http::{ClientSecret, HttpClient};
 use crmsync_memory::{
     MemoryStore, like_caldav, like_google_calendar, like_google_contacts, like_outlook,
     memory_unlimited,
 };
+use crmsync_sqlite::{SqliteState, SqliteTokenStore};
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::config::{AccountConfig, Config, MemoryLike, ProviderKind};
 use crate::exit::CliError;
@@ -44,16 +49,24 @@ pub trait Provider: Send + Sync {
     /// # Errors
     /// When saving fails.
     fn persist(&self) -> Result<()>;
+
+    /// The Google side of the account, when it is a Google account (sign-in, tokens).
+    fn as_google(&self) -> Option<&GoogleProvider> {
+        None
+    }
 }
 
-/// Opens the provider of an account.
+/// Opens the provider of an account. Google accounts keep their tokens in `state`'s
+/// database (the state must be open for them).
 ///
 /// # Errors
-/// Exit code 2 for providers not in this build yet, or a memory snapshot that cannot be
+/// Exit code 2 for providers not in this build yet, a Google account whose client secret or
+/// token key is missing or whose base URLs are invalid; a memory snapshot that cannot be
 /// read.
 pub fn open_provider(
     config: &Config,
     account: &AccountConfig,
+    state: Option<&SqliteState>,
 ) -> Result<Arc<dyn Provider>, CliError> {
     match account.provider {
         ProviderKind::Memory => Ok(Arc::new(
@@ -67,7 +80,15 @@ pub fn open_provider(
                 )
             })?,
         )),
-        kind @ (ProviderKind::Google | ProviderKind::Microsoft) => Err(not_available(kind)),
+        ProviderKind::Google => {
+            let state = state.ok_or_else(|| CliError {
+                code: crate::exit::RECORDS_FAILED,
+                message: "the state was not opened before the Google provider".into(),
+                remedy: None,
+            })?;
+            Ok(Arc::new(GoogleProvider::open(config, account, state)?))
+        }
+        kind @ ProviderKind::Microsoft => Err(not_available(kind)),
     }
 }
 
@@ -77,7 +98,7 @@ pub fn not_available(kind: ProviderKind) -> CliError {
         "the {kind} provider is not available in this build yet"
     ))
     .with_remedy(
-        "use provider = \"memory\" to try crmsync now; Google and Microsoft arrive with their provider crates",
+        "use provider = \"memory\" or \"google\"; Microsoft arrives with its provider crate",
     )
 }
 
@@ -197,5 +218,251 @@ impl Provider for MemoryProvider {
         })?;
         self.events.save_snapshot()?;
         self.contacts.save_snapshot()
+    }
+}
+
+/// The environment variable holding the token key when `token_key_env` is not given.
+pub const DEFAULT_TOKEN_KEY_ENV: &str = "CRMSYNC_TOKEN_KEY";
+
+/// The index of an account in the file, for messages naming its keys.
+fn account_key(config: &Config, account: &AccountConfig, key: &str) -> String {
+    let i = config
+        .accounts
+        .iter()
+        .position(|a| a.name == account.name)
+        .unwrap_or(0);
+    format!("accounts[{i}].{key}")
+}
+
+/// Reads an environment variable into a secret type; `None` when unset or empty.
+fn secret_from_env(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(SecretString::from)
+}
+
+/// The token key of an account, from the variable `token_key_env` names.
+///
+/// # Errors
+/// Exit code 2 when the variable is unset or does not hold a base64 32-byte key (the
+/// message never repeats its value).
+pub fn token_key(config: &Config, account: &AccountConfig) -> Result<TokenKey, CliError> {
+    let env = account
+        .token_key_env
+        .as_deref()
+        .unwrap_or(DEFAULT_TOKEN_KEY_ENV);
+    let key_name = account_key(config, account, "token_key_env");
+    let Some(value) = secret_from_env(env) else {
+        return Err(CliError::config(format!(
+            "invalid configuration in {}: account {:?}: the environment variable {env} (the token encryption key, key `{key_name}`) is not set",
+            config.path.display(),
+            account.name
+        ))
+        .with_remedy(format!(
+            "create a key once with `openssl rand -base64 32`, keep it safe, and export {env}=<that key> before running crmsync (tokens saved under one key cannot be read under another)"
+        )));
+    };
+    TokenKey::from_base64(value.expose_secret()).map_err(|e| {
+        CliError::config(format!(
+            "invalid configuration in {}: account {:?}: the environment variable {env} (key `{key_name}`): {}",
+            config.path.display(),
+            account.name,
+            e.message()
+        ))
+        .with_remedy("expected 32 random bytes in base64, as `openssl rand -base64 32` prints them")
+    })
+}
+
+/// The [`GoogleConfig`] of an account: its client, calendar and contact group, and the
+/// base URL overrides (`api_base_url` moves the Calendar, batch and People endpoints,
+/// `auth_base_url` the OAuth ones, each laid out under its root as Google's paths are).
+///
+/// # Errors
+/// Exit code 2 naming the key at fault.
+pub fn google_config(config: &Config, account: &AccountConfig) -> Result<GoogleConfig, CliError> {
+    let bad = |key: &str, what: String| {
+        CliError::config(format!(
+            "invalid configuration in {}: key `{}`: {what}",
+            config.path.display(),
+            account_key(config, account, key)
+        ))
+    };
+    let client_id = account
+        .client_id
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| {
+            bad(
+                "client_id",
+                "a Google account needs the OAuth client id (`….apps.googleusercontent.com`)"
+                    .into(),
+            )
+        })?;
+    let env = account.client_secret_env.as_deref().ok_or_else(|| {
+        bad(
+            "client_secret_env",
+            "a Google account needs the NAME of the environment variable holding its OAuth client secret".into(),
+        )
+    })?;
+    let secret = secret_from_env(env).ok_or_else(|| {
+        CliError::config(format!(
+            "invalid configuration in {}: account {:?}: the environment variable {env} (the OAuth client secret, key `{}`) is not set",
+            config.path.display(),
+            account.name,
+            account_key(config, account, "client_secret_env")
+        ))
+        .with_remedy(format!(
+            "export {env}=<the client secret of the Google Cloud OAuth client> before running crmsync"
+        ))
+    })?;
+    let mut google =
+        GoogleConfig::new(client_id.clone(), ClientSecret::new(secret.expose_secret()));
+    if let Some(api) = &account.api_base_url {
+        let rooted = GoogleConfig::new(client_id.clone(), google.client_secret.clone())
+            .with_root_url(api)
+            .map_err(|e| bad("api_base_url", e.message().to_owned()))?;
+        google.calendar_url = rooted.calendar_url;
+        google.batch_url = rooted.batch_url;
+        google.people_url = rooted.people_url;
+    }
+    if let Some(auth) = &account.auth_base_url {
+        let rooted = GoogleConfig::new(client_id, google.client_secret.clone())
+            .with_root_url(auth)
+            .map_err(|e| bad("auth_base_url", e.message().to_owned()))?;
+        google.authorize_url = rooted.authorize_url;
+        google.token_url = rooted.token_url;
+        google.revoke_url = rooted.revoke_url;
+    }
+    if let Some(calendar) = &account.calendar {
+        google = google.with_calendar_name(calendar.clone());
+    }
+    if let Some(group) = &account.contacts {
+        google = google.with_contact_group(group.clone());
+    }
+    Ok(google)
+}
+
+/// A Google account: Calendar v3 events, People API contacts, OAuth with its tokens in the
+/// state database (sealed under the account's token key).
+pub struct GoogleProvider {
+    config: GoogleConfig,
+    account: AccountId,
+    auth: GoogleAuth,
+    calendar: Arc<GoogleCalendar>,
+    contacts: Arc<GoogleContacts>,
+}
+
+impl GoogleProvider {
+    /// Opens the account: reads its client secret and token key from the environment.
+    ///
+    /// # Errors
+    /// Exit code 2 when the configuration or the environment is incomplete.
+    pub fn open(
+        config: &Config,
+        account: &AccountConfig,
+        state: &SqliteState,
+    ) -> Result<Self, CliError> {
+        let google = google_config(config, account)?;
+        let key = token_key(config, account)?;
+        let tokens: Arc<dyn TokenStore> = Arc::new(SqliteTokenStore::new(state, key));
+        let http = HttpClient::builder()
+            .build()
+            .map_err(|e| CliError::from_error(&format!("account {:?}", account.name), &e))?;
+        let account_id = AccountId::new(account.account_id())
+            .map_err(|e| CliError::from_error(&format!("account {:?}", account.name), &e))?;
+        let auth = GoogleAuth::new(&google, http.clone(), tokens);
+        let client = GoogleClient::new(google.clone(), http, auth.clone(), account_id.clone());
+        Ok(GoogleProvider {
+            calendar: Arc::new(GoogleCalendar::new(client.clone())),
+            contacts: Arc::new(GoogleContacts::new(client)),
+            config: google,
+            account: account_id,
+            auth,
+        })
+    }
+
+    /// Sign-in, tokens and revocation.
+    pub fn auth(&self) -> &GoogleAuth {
+        &self.auth
+    }
+
+    /// The account id the tokens are kept under.
+    pub fn account(&self) -> &AccountId {
+        &self.account
+    }
+
+    /// The Google configuration (no secret in its `Debug`).
+    pub fn config(&self) -> &GoogleConfig {
+        &self.config
+    }
+
+    /// The contact groups of the account (a People API request).
+    ///
+    /// # Errors
+    /// The People API's errors.
+    pub async fn contact_groups(&self) -> Result<Vec<CollectionInfo>> {
+        self.contacts.groups(&self.contacts.address_book()).await
+    }
+}
+
+#[async_trait]
+impl Provider for GoogleProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Google
+    }
+
+    fn location(&self) -> String {
+        format!(
+            "Google (Calendar {}, People {})",
+            self.config.calendar_url.as_url(),
+            self.config.people_url.as_url()
+        )
+    }
+
+    fn calendars(&self) -> Arc<dyn CalendarStore> {
+        self.calendar.clone()
+    }
+
+    fn contacts(&self) -> Arc<dyn ContactStore> {
+        self.contacts.clone()
+    }
+
+    /// Google has one address book; `contacts` names a contact group, which must exist
+    /// unless it is the default `Contacts` (the whole address book). The whole address
+    /// book is synced either way: the group is not a filter yet (memberships are the
+    /// contacts' `groups` field).
+    async fn address_book(&self, name: &str) -> Result<CollectionInfo> {
+        let book = self
+            .contacts
+            .address_books()
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::new(ErrorKind::Provider, "Google listed no address book"))?;
+        if name == book.name {
+            return Ok(book);
+        }
+        let groups = self.contact_groups().await?;
+        if groups.iter().any(|g| g.name == name) {
+            return Ok(book);
+        }
+        let names: Vec<String> = groups.iter().map(|g| format!("{:?}", g.name)).collect();
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "no contact group named {name:?} (the account has: \"Contacts\" (every contact){}{})",
+                if names.is_empty() { "" } else { ", " },
+                names.join(", ")
+            ),
+        ))
+    }
+
+    fn persist(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn as_google(&self) -> Option<&GoogleProvider> {
+        Some(self)
     }
 }

@@ -83,6 +83,34 @@ impl Context {
             })
     }
 
+    /// The SQLite state itself (Google accounts keep their tokens in its database).
+    pub fn sqlite(&self) -> Option<&SqliteState> {
+        self.state.as_ref().map(|(state, _)| state)
+    }
+
+    /// Opens the provider of an account (tokens in the state's database).
+    ///
+    /// # Errors
+    /// As [`open_provider`].
+    pub fn provider(&self, account: &AccountConfig) -> Result<Arc<dyn Provider>, CliError> {
+        open_provider(&self.config, account, self.sqlite())
+    }
+
+    /// Records that the account must sign in again, when `error` says so (failures before
+    /// the engine runs, such as resolving the calendar, are not recorded by it).
+    pub async fn note_reauthorization(&self, account: &AccountConfig, error: &crmsync_core::Error) {
+        if let crmsync_core::ErrorKind::ReauthorizationRequired { cause } = error.kind()
+            && let (Ok(state), Ok(id)) = (self.state(), AccountId::new(account.account_id()))
+        {
+            let status = crmsync_core::AccountStatus::NeedsReauthorization {
+                cause: cause.clone(),
+            };
+            if let Err(e) = state.set_account_status(&id, status).await {
+                tracing::warn!(error = %e, "could not record the account status");
+            }
+        }
+    }
+
     /// Closes the state database cleanly.
     pub async fn close(&self) {
         if let Some((state, _)) = &self.state {
@@ -140,7 +168,7 @@ impl Context {
         flags: RunFlags,
     ) -> Result<Session, CliError> {
         let state = self.state()?;
-        let provider = open_provider(&self.config, account)?;
+        let provider = self.provider(account)?;
         let (crm_events, crm_contacts) = self.crm(account)?;
         let account_id = AccountId::new(account.account_id())
             .map_err(|e| CliError::from_error(&format!("account {:?}", account.name), &e))?;
@@ -157,10 +185,20 @@ impl Context {
         };
         if account.syncs(Collection::Events) {
             let calendars = provider.calendars();
-            let calendar = calendars
+            let calendar = match calendars
                 .calendar_by_name(account.calendar.as_deref().unwrap_or(""))
                 .await
-                .map_err(|e| CliError::from_error(&context("the calendar does not resolve"), &e))?;
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    self.note_reauthorization(account, &e).await;
+                    return Err(account_error(
+                        account,
+                        &context("resolving the calendar"),
+                        &e,
+                    ));
+                }
+            };
             let mut options = self.policies.event_options.clone();
             options.guards.mass_deletion_confirmed = flags.allow_mass_deletion;
             let mut syncer = Syncer::new(
@@ -179,12 +217,17 @@ impl Context {
             session.events = Some(syncer);
         }
         if account.syncs(Collection::Contacts) {
-            let book = provider
-                .address_book(account.contacts_name())
-                .await
-                .map_err(|e| {
-                    CliError::from_error(&context("the contact group does not resolve"), &e)
-                })?;
+            let book = match provider.address_book(account.contacts_name()).await {
+                Ok(b) => b,
+                Err(e) => {
+                    self.note_reauthorization(account, &e).await;
+                    return Err(account_error(
+                        account,
+                        &context("resolving the contact group"),
+                        &e,
+                    ));
+                }
+            };
             let mut options = self.policies.contact_options.clone();
             options.guards.mass_deletion_confirmed = flags.allow_mass_deletion;
             let mut syncer = Syncer::new(
@@ -204,6 +247,18 @@ impl Context {
         }
         Ok(session)
     }
+}
+
+/// A library error met for `account`, as [`CliError::from_error`], with the account's
+/// name in the remedy (`crmsync auth <account>` becomes `crmsync auth sam`).
+pub fn account_error(
+    account: &AccountConfig,
+    context: &str,
+    error: &crmsync_core::Error,
+) -> CliError {
+    let mut e = CliError::from_error(context, error);
+    e.remedy = e.remedy.map(|r| r.replace("<account>", &account.name));
+    e
 }
 
 fn open_crm<R: crmsync_core::Record>(folder: &Path) -> Result<FileCrm<R>, CliError> {

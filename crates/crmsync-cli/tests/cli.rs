@@ -399,7 +399,7 @@ fn bad_configurations_exit_2_naming_the_key() {
 fn providers_not_in_this_build_say_so() {
     let dir = fixture();
     let config = CONFIG
-        .replace("provider = \"memory\"", "provider = \"google\"")
+        .replace("provider = \"memory\"", "provider = \"microsoft\"")
         .replace("snapshot_folder = \"phone\"\n", "");
     std::fs::write(dir.path().join("crmsync.toml"), config).expect("write");
     crmsync(dir.path())
@@ -407,7 +407,7 @@ fn providers_not_in_this_build_say_so() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "the google provider is not available in this build yet",
+            "the microsoft provider is not available in this build yet",
         ));
     // `sync` reports each account's failure in its report, and exits with the worst code.
     crmsync(dir.path())
@@ -415,7 +415,7 @@ fn providers_not_in_this_build_say_so() {
         .assert()
         .code(2)
         .stdout(predicate::str::contains(
-            "the google provider is not available in this build yet",
+            "the microsoft provider is not available in this build yet",
         ));
     let fixture = self::fixture();
     crmsync(fixture.path())

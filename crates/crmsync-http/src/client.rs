@@ -585,23 +585,24 @@ impl HttpClient {
     /// [`ErrorKind::InvalidInput`] when the request cannot be built.
     pub async fn send(&self, request: ApiRequest) -> Result<HttpResponse> {
         let timeout = request.timeout.unwrap_or(self.inner.timeout);
-        let limiter = self.inner.limiter.as_ref();
-        let service = &self.inner.service;
-        let request_ref = &request;
-        self.inner
-            .retry
-            .run(request_ref, || async move {
-                let _permit = match (limiter, request_ref.account()) {
+        let request = Arc::new(request);
+        // Each attempt's future owns what it uses (no borrowing closure held across an
+        // await), so the future of `send` is `Send` and provider stores can await it.
+        let attempt = || {
+            let inner = self.inner.clone();
+            let request = request.clone();
+            async move {
+                let _permit = match (inner.limiter.as_ref(), request.account()) {
                     (Some(limiter), Some(account)) => Some(limiter.acquire(account).await),
                     _ => None,
                 };
-                let http = request_ref.to_http()?;
+                let http = request.to_http()?;
                 tracing::debug!(
-                    method = %request_ref.method,
-                    url = %redacted_url(&request_ref.url),
+                    method = %request.method,
+                    url = %redacted_url(&request.url),
                     "http request"
                 );
-                let result = service.call(http, timeout).await;
+                let result = inner.service.call(http, timeout).await;
                 match &result {
                     Ok(response) => {
                         tracing::debug!(status = response.status().as_u16(), "http response")
@@ -609,8 +610,9 @@ impl HttpClient {
                     Err(e) => tracing::debug!(error = %e, "http transport error"),
                 }
                 Ok(result)
-            })
-            .await
+            }
+        };
+        self.inner.retry.run(&request, attempt).await
     }
 }
 
@@ -634,6 +636,17 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Provider stores' async trait methods must be `Send`: so must `send`'s future.
+    #[test]
+    fn send_future_is_send() {
+        let client = HttpClient::with_service(Arc::new(crate::testing::ScriptedService::new([])));
+        let url = Url::parse("http://127.0.0.1/").unwrap();
+        let future = client.send(ApiRequest::get(url).for_account(AccountId::new("a").unwrap()));
+        assert_send(&future);
+    }
 
     #[test]
     fn base_urls_join_and_encode() {

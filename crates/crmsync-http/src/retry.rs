@@ -33,7 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use crmsync_core::time::BoxFuture;
 use crmsync_core::{Clock, Error, Result, Sleeper, SystemClock};
@@ -275,107 +275,83 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<std::result::Result<HttpResponse, TransportError>>>,
     {
+        // A plain loop over the backoff iterator rather than backon's `Retryable`: its
+        // combinators hold borrowing closures across awaits, which made the future of
+        // `HttpClient::send` not `Send` ("higher-ranked lifetime" errors in callers).
         let idempotent = request.is_idempotent();
-        let clock = self.clock.clone();
-        let operation = || {
-            let outcome = attempt();
-            let clock = clock.clone();
-            async move {
-                match outcome.await {
-                    Err(e) => Err(Failure::Fatal(e)),
-                    Ok(Ok(response)) => {
-                        match classify_response(&response, idempotent, clock.now()) {
-                            RetryDecision::Retry { retry_after } => Err(Failure::Retryable {
-                                outcome: Ok(response),
-                                retry_after,
-                            }),
-                            RetryDecision::DoNotRetry => Ok(response),
-                        }
-                    }
-                    Ok(Err(e)) => match classify_transport(&e, idempotent) {
-                        RetryDecision::Retry { retry_after } => Err(Failure::Retryable {
-                            outcome: Err(e),
-                            retry_after,
-                        }),
-                        RetryDecision::DoNotRetry => Err(Failure::Fatal(e.into())),
-                    },
-                }
-            }
-        };
-        let sleeper = self.sleeper.clone();
-        let max_retry_after = self.max_retry_after;
-        let max_elapsed = self.max_elapsed;
+        let mut backoff = self.backoff().build();
         let mut waited = Duration::ZERO;
-        let result = operation
-            .retry(self.backoff())
-            .sleep(move |delay| sleeper.sleep(delay))
-            .when(|failure: &Failure| matches!(failure, Failure::Retryable { .. }))
-            .adjust(move |failure, backoff| {
-                let backoff = backoff?;
-                let delay = match failure {
-                    Failure::Retryable {
-                        retry_after: Some(asked),
-                        ..
-                    } if !asked.is_zero() => {
-                        if *asked > max_retry_after {
-                            tracing::info!(
-                                retry_after_s = asked.as_secs(),
-                                "the server asked for a longer wait than allowed; not retrying"
-                            );
-                            return None;
-                        }
-                        *asked
-                    }
-                    _ => backoff,
-                };
-                if waited + delay > max_elapsed {
+        loop {
+            let failure = match attempt().await? {
+                Ok(response) => match classify_response(&response, idempotent, self.clock.now()) {
+                    RetryDecision::Retry { retry_after } => Failure {
+                        outcome: Ok(response),
+                        retry_after,
+                    },
+                    RetryDecision::DoNotRetry => return Ok(response),
+                },
+                Err(e) => match classify_transport(&e, idempotent) {
+                    RetryDecision::Retry { retry_after } => Failure {
+                        outcome: Err(e),
+                        retry_after,
+                    },
+                    RetryDecision::DoNotRetry => return Err(e.into()),
+                },
+            };
+            let Some(delay) = self.next_delay(&failure, &mut backoff, &mut waited) else {
+                return failure.outcome.map_err(Error::from);
+            };
+            tracing::info!(
+                outcome = %failure,
+                delay_ms = delay.as_millis() as u64,
+                "retrying"
+            );
+            self.sleeper.sleep(delay).await;
+        }
+    }
+
+    /// The wait before the next attempt, or `None` when retries end: the backoff is
+    /// exhausted, the server asked for more than [`RetryPolicy::with_max_retry_after`],
+    /// or the wait would take the total past [`RetryPolicy::with_max_elapsed`].
+    fn next_delay(
+        &self,
+        failure: &Failure,
+        backoff: &mut Jittered,
+        waited: &mut Duration,
+    ) -> Option<Duration> {
+        let backoff = backoff.next()?;
+        let delay = match failure.retry_after {
+            Some(asked) if !asked.is_zero() => {
+                if asked > self.max_retry_after {
+                    tracing::info!(
+                        retry_after_s = asked.as_secs(),
+                        "the server asked for a longer wait than allowed; not retrying"
+                    );
                     return None;
                 }
-                waited += delay;
-                Some(delay)
-            })
-            .notify(|failure, delay| {
-                tracing::info!(
-                    outcome = %failure,
-                    delay_ms = delay.as_millis() as u64,
-                    "retrying"
-                );
-            })
-            .await;
-        match result {
-            Ok(response) => Ok(response),
-            Err(Failure::Retryable {
-                outcome: Ok(response),
-                ..
-            }) => Ok(response),
-            Err(Failure::Retryable {
-                outcome: Err(e), ..
-            }) => Err(e.into()),
-            Err(Failure::Fatal(e)) => Err(e),
+                asked
+            }
+            _ => backoff,
+        };
+        if *waited + delay > self.max_elapsed {
+            return None;
         }
+        *waited += delay;
+        Some(delay)
     }
 }
 
-/// One attempt's failure, as the retry loop sees it.
-enum Failure {
-    Retryable {
-        outcome: std::result::Result<HttpResponse, TransportError>,
-        retry_after: Option<Duration>,
-    },
-    Fatal(Error),
+/// One attempt's retryable failure, as the retry loop sees it.
+struct Failure {
+    outcome: std::result::Result<HttpResponse, TransportError>,
+    retry_after: Option<Duration>,
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Retryable {
-                outcome: Ok(response),
-                ..
-            } => write!(f, "HTTP {}", response.status().as_u16()),
-            Failure::Retryable {
-                outcome: Err(e), ..
-            } => write!(f, "{e}"),
-            Failure::Fatal(e) => write!(f, "{e}"),
+        match &self.outcome {
+            Ok(response) => write!(f, "HTTP {}", response.status().as_u16()),
+            Err(e) => write!(f, "{e}"),
         }
     }
 }

@@ -536,6 +536,10 @@ fn secrets_never_reach_logs_debug_errors_or_urls() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary run on other threads without a subscriber: a callsite
+    // first hit there has its interest cached as "never". Recompute it now that this
+    // thread has a subscriber, or the capture misses events at random.
+    tracing::callsite::rebuild_interest_cache();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,0 +1,87 @@
+//! Shared set-up: a Graph fake, a client on it, no real sleeps.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::sync::Arc;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use crmsync_core::{AccessToken, AccountId, RecordingSleeper, RefreshToken, TokenSet, TokenStore};
+use crmsync_http::{HttpClient, NoJitter, RetryPolicy};
+use crmsync_memory::MemoryTokenStore;
+use crmsync_microsoft::{MicrosoftAuth, MicrosoftClient, MicrosoftConfig, mailbox_limiter};
+use crmsync_testkit::graph::{DEFAULT_MAILBOX, GraphFake, PUBLIC_CLIENT_ID};
+
+pub struct Setup {
+    pub fake: Arc<GraphFake>,
+    pub config: MicrosoftConfig,
+    pub http: HttpClient,
+    pub sleeper: Arc<RecordingSleeper>,
+    pub tokens: Arc<MemoryTokenStore>,
+    pub auth: MicrosoftAuth,
+    pub account: AccountId,
+}
+
+pub async fn setup() -> Setup {
+    let fake = Arc::new(GraphFake::start().await);
+    let config = MicrosoftConfig::new(PUBLIC_CLIENT_ID)
+        .with_graph_url(&fake.base_url())
+        .unwrap()
+        .with_authority_url(&fake.login_url())
+        .unwrap();
+    let sleeper = Arc::new(RecordingSleeper::new());
+    let http = HttpClient::builder()
+        .retry(
+            RetryPolicy::default()
+                .with_sleeper(sleeper.clone())
+                .with_jitter(Arc::new(NoJitter)),
+        )
+        .limiter(mailbox_limiter())
+        .build()
+        .unwrap();
+    let tokens = Arc::new(MemoryTokenStore::new());
+    let auth =
+        MicrosoftAuth::new(&config, http.clone(), tokens.clone()).with_sleeper(sleeper.clone());
+    Setup {
+        fake,
+        config,
+        http,
+        sleeper,
+        tokens,
+        auth,
+        account: AccountId::new(DEFAULT_MAILBOX).unwrap(),
+    }
+}
+
+impl Setup {
+    /// Tokens of the default mailbox, saved; `expired` makes the next use refresh.
+    pub async fn signed_in(&self, expired: bool) -> TokenSet {
+        let issued = self.fake.issue_tokens(
+            DEFAULT_MAILBOX,
+            &[
+                crmsync_microsoft::SCOPE_CALENDARS,
+                crmsync_microsoft::SCOPE_CONTACTS,
+            ],
+        );
+        let expires_at = if expired {
+            Utc::now() - ChronoDuration::minutes(1)
+        } else {
+            Utc::now() + ChronoDuration::hours(1)
+        };
+        let set = TokenSet::new(
+            AccessToken::new(issued.access_token),
+            Some(RefreshToken::new(issued.refresh_token)),
+            expires_at,
+        );
+        self.tokens.save(&self.account, &set).await.unwrap();
+        set
+    }
+
+    pub fn client(&self) -> MicrosoftClient {
+        MicrosoftClient::new(
+            self.config.clone(),
+            self.http.clone(),
+            self.auth.clone(),
+            self.account.clone(),
+        )
+    }
+}

@@ -1,0 +1,444 @@
+//! End to end through the engine: an in-memory CRM, the Graph calendar store, the fake.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, TimeZone, Utc};
+use crmsync_core::engine::{FieldPolicy, SyncOptions, SyncReport, Syncer, WindowSpec};
+use crmsync_core::{
+    Capabilities, ChangePage, ChangesRequest, CollectionId, CollectionInfo, ErrorKind, Event,
+    ItemId, LinkKey, ManualClock, Period, RecordStore, Result, Stored, Version,
+};
+use crmsync_memory::{MemoryState, MemoryStore};
+use crmsync_microsoft::GraphCalendar;
+use crmsync_testkit::graph::{Endpoint, Fault, FaultTarget};
+use serde_json::{Value, json};
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 15, 9, 0, 0).unwrap()
+}
+
+fn meeting(title: &str, day: u32) -> Event {
+    let start = NaiveDate::from_ymd_opt(2026, 6, day)
+        .unwrap()
+        .and_hms_opt(10, 0, 0)
+        .unwrap();
+    let mut e = Event::new(
+        title,
+        Period::timed(
+            start,
+            start + chrono::Duration::minutes(45),
+            "Europe/Paris".parse().unwrap(),
+        )
+        .unwrap(),
+    );
+    e.reminder_minutes = Some(15);
+    e.description = format!("About {title}");
+    e
+}
+
+struct World {
+    s: common::Setup,
+    crm: MemoryStore<Event>,
+    crm_col: CollectionId,
+    state: MemoryState,
+    calendar_id: CollectionId,
+    store: Arc<GraphCalendar>,
+}
+
+impl World {
+    async fn new() -> World {
+        let s = common::setup().await;
+        s.signed_in(false).await;
+        let id = s.fake.add_calendar("CRM");
+        let mut s = s;
+        s.config = s.config.clone().with_calendar_name("CRM");
+        let store = Arc::new(GraphCalendar::new(s.client()));
+        let calendar = store.configured_calendar().await.expect("calendar by name");
+        assert_eq!(calendar.id.as_str(), id);
+        let crm = MemoryStore::<Event>::new();
+        let crm_col = crm.add_collection("CRM actions");
+        World {
+            s,
+            crm,
+            crm_col,
+            state: MemoryState::new(),
+            calendar_id: calendar.id,
+            store,
+        }
+    }
+
+    fn syncer_over(&self, provider: Arc<dyn RecordStore<Event>>) -> Syncer<Event> {
+        let mut options = SyncOptions::for_record::<Event>();
+        options.window = Some(WindowSpec {
+            months_before: 1,
+            months_after: 3,
+        });
+        Syncer::new(
+            Arc::new(self.crm.clone()),
+            self.crm_col.clone(),
+            provider,
+            self.calendar_id.clone(),
+            Arc::new(self.state.clone()),
+            self.s.account.clone(),
+            FieldPolicy::calendar_defaults(),
+        )
+        .with_options(options)
+        .with_clock(Arc::new(ManualClock::new(now())))
+    }
+
+    fn syncer(&self) -> Syncer<Event> {
+        self.syncer_over(self.store.clone())
+    }
+
+    async fn sync(&self) -> SyncReport {
+        let report = self.syncer().sync().await.expect("sync");
+        assert!(report.errors.is_empty(), "{report}");
+        report
+    }
+
+    fn graph_events(&self) -> Vec<Value> {
+        self.s.fake.events(self.calendar_id.as_str())
+    }
+
+    fn graph_titled(&self, title: &str) -> Value {
+        let found: Vec<Value> = self
+            .graph_events()
+            .into_iter()
+            .filter(|e| e["subject"] == title)
+            .collect();
+        assert_eq!(found.len(), 1, "exactly one Graph event titled {title:?}");
+        found[0].clone()
+    }
+
+    fn crm_titled(&self, title: &str) -> Stored<Event> {
+        let found: Vec<Stored<Event>> = self
+            .crm
+            .get_all(&self.crm_col)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.record.title == title)
+            .collect();
+        assert_eq!(found.len(), 1, "exactly one CRM event titled {title:?}");
+        found[0].clone()
+    }
+
+    fn assert_mirrored(&self, n: usize) {
+        let crm: Vec<String> = self
+            .crm
+            .get_all(&self.crm_col)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.record.title)
+            .collect();
+        let graph: Vec<String> = self
+            .graph_events()
+            .into_iter()
+            .map(|e| e["subject"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let (crm_set, graph_set): (BTreeSet<_>, BTreeSet<_>) = (
+            crm.iter().cloned().collect(),
+            graph.iter().cloned().collect(),
+        );
+        assert_eq!(crm.len(), n, "CRM: {crm:?}");
+        assert_eq!(graph.len(), n, "Graph: {graph:?}");
+        assert_eq!(crm_set, graph_set);
+    }
+
+    /// Three CRM events, two Outlook events, first sync done.
+    async fn first_sync(&self) -> SyncReport {
+        for (i, title) in ["Call Ann", "Demo for Bob", "Quarterly review"]
+            .iter()
+            .enumerate()
+        {
+            self.crm
+                .seed(&self.crm_col, meeting(title, 16 + i as u32))
+                .unwrap();
+        }
+        self.s.fake.seed_event(
+            self.calendar_id.as_str(),
+            json!({"subject": "Dentist", "isAllDay": true,
+                   "start": {"dateTime": "2026-06-20T00:00:00", "timeZone": "UTC"},
+                   "end": {"dateTime": "2026-06-21T00:00:00", "timeZone": "UTC"}}),
+        );
+        self.s.fake.seed_event(
+            self.calendar_id.as_str(),
+            json!({"subject": "Lunch with Carol",
+                   "start": {"dateTime": "2026-06-22T12:00:00", "timeZone": "Romance Standard Time"},
+                   "end": {"dateTime": "2026-06-22T13:30:00", "timeZone": "Romance Standard Time"},
+                   "isReminderOn": true, "reminderMinutesBeforeStart": 30}),
+        );
+        let report = self.sync().await;
+        self.assert_mirrored(5);
+        report
+    }
+
+    /// Runs a sync with nothing to do; the fake's non-zero request counts.
+    async fn noop_counts(&self) -> BTreeMap<Endpoint, u64> {
+        self.s.fake.reset_counters();
+        let report = self.sync().await;
+        assert_eq!(
+            report.provider.created + report.provider.updated + report.provider.deleted,
+            0,
+            "{report}"
+        );
+        assert_eq!(
+            report.crm.created + report.crm.updated + report.crm.deleted,
+            0,
+            "{report}"
+        );
+        self.s
+            .fake
+            .request_counts()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+fn one_delta() -> BTreeMap<Endpoint, u64> {
+    [(Endpoint::CalendarViewDelta, 1)].into_iter().collect()
+}
+
+#[tokio::test]
+async fn first_sync_links_both_sides_and_a_noop_sync_costs_one_request() {
+    let w = World::new().await;
+    let report = w.first_sync().await;
+    assert_eq!(report.provider.created, 3, "{report}");
+    assert_eq!(report.crm.created, 2, "{report}");
+    // The copy carries the link key, the zone, the reminder, a transactionId.
+    let call = w.graph_titled("Call Ann");
+    let id = call["id"].as_str().unwrap();
+    let props = w.s.fake.event_extended_properties(id);
+    assert!(
+        props.contains_key(crmsync_microsoft::LINK_PROPERTY)
+            || props
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(crmsync_microsoft::LINK_PROPERTY)),
+        "{props:?}"
+    );
+    assert_eq!(call["originalStartTimeZone"], "Romance Standard Time");
+    assert_eq!(call["reminderMinutesBeforeStart"], 15);
+    let lunch = w.crm_titled("Lunch with Carol");
+    assert_eq!(lunch.record.reminder_minutes, Some(30));
+    let counts = w.noop_counts().await;
+    println!("no-op sync requests: {counts:?}");
+    assert_eq!(counts, one_delta());
+}
+
+#[tokio::test]
+async fn edits_on_both_sides_meet() {
+    let w = World::new().await;
+    w.first_sync().await;
+    // Outlook side: the user renames the lunch (a partial delta update).
+    let lunch = w.graph_titled("Lunch with Carol");
+    w.s.fake.edit_event(
+        lunch["id"].as_str().unwrap(),
+        json!({"subject": "Lunch with Carol and Dan"}),
+    );
+    // CRM side: a new location.
+    let demo = w.crm_titled("Demo for Bob");
+    let mut edited = demo.record.clone();
+    edited.location = "Room 7".into();
+    w.crm
+        .update(
+            &w.crm_col,
+            &demo.id,
+            &demo.version,
+            &edited,
+            &[crmsync_core::EventField::Location].into_iter().collect(),
+        )
+        .await
+        .unwrap();
+    let report = w.sync().await;
+    assert_eq!(report.crm.updated, 1, "{report}");
+    assert_eq!(report.provider.updated, 1, "{report}");
+    w.crm_titled("Lunch with Carol and Dan");
+    assert_eq!(
+        w.graph_titled("Demo for Bob")["location"]["displayName"],
+        "Room 7"
+    );
+    // The partial update did not wipe the lunch's other fields in the CRM.
+    let lunch = w.crm_titled("Lunch with Carol and Dan");
+    assert_eq!(lunch.record.reminder_minutes, Some(30));
+    assert_eq!(w.noop_counts().await, one_delta());
+}
+
+#[tokio::test]
+async fn an_expired_delta_token_leads_to_a_reconciling_full_listing() {
+    let w = World::new().await;
+    w.first_sync().await;
+    w.s.fake.expire_delta_tokens();
+    let report = w.sync().await;
+    assert_eq!(report.provider.created, 0, "{report}");
+    assert_eq!(report.crm.created, 0, "{report}");
+    w.assert_mirrored(5);
+    assert_eq!(w.noop_counts().await, one_delta());
+}
+
+#[tokio::test]
+async fn a_410_in_the_middle_of_a_run_is_cursor_expired_then_recovered() {
+    let w = World::new().await;
+    w.first_sync().await;
+    w.s.fake.inject(
+        FaultTarget::Endpoint(Endpoint::CalendarViewDelta),
+        Fault::SyncStateNotFound,
+        1,
+    );
+    let err = w
+        .store
+        .changes(
+            &w.calendar_id,
+            ChangesRequest {
+                cursor: Some(
+                    crmsync_core::Cursor::new(format!(
+                        "{}/me/calendars/x/calendarView/delta?$deltatoken=stale",
+                        w.s.fake.base_url()
+                    ))
+                    .unwrap(),
+                ),
+                ..ChangesRequest::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::CursorExpired, "{err}");
+    w.s.fake.inject(
+        FaultTarget::Endpoint(Endpoint::CalendarViewDelta),
+        Fault::SyncStateNotFound,
+        1,
+    );
+    let report = w.sync().await;
+    assert_eq!(report.provider.created + report.crm.created, 0, "{report}");
+    w.assert_mirrored(5);
+}
+
+#[tokio::test]
+async fn a_throttling_storm_is_waited_out_without_sleeping() {
+    let w = World::new().await;
+    for i in 0..4 {
+        w.crm
+            .seed(&w.crm_col, meeting(&format!("Visit {i}"), 16 + i))
+            .unwrap();
+    }
+    w.s.fake.inject(
+        FaultTarget::Any,
+        Fault::ApplicationThrottled {
+            retry_after: Some(3),
+        },
+        3,
+    );
+    let report = w.sync().await;
+    assert_eq!(report.provider.created, 4, "{report}");
+    w.assert_mirrored(4);
+    let waits = w.s.sleeper.delays();
+    assert_eq!(waits, vec![std::time::Duration::from_secs(3); 3]);
+}
+
+/// The Graph store, with a "crash" (a failing state commit) after each create.
+#[derive(Debug)]
+struct CrashAfterCreate {
+    inner: Arc<GraphCalendar>,
+    state: MemoryState,
+}
+
+#[async_trait]
+impl RecordStore<Event> for CrashAfterCreate {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn collections(&self) -> Result<Vec<CollectionInfo>> {
+        self.inner.collections().await
+    }
+    async fn changes(&self, c: &CollectionId, r: ChangesRequest) -> Result<ChangePage<Event>> {
+        self.inner.changes(c, r).await
+    }
+    async fn get(&self, c: &CollectionId, id: &ItemId) -> Result<Option<Stored<Event>>> {
+        self.inner.get(c, id).await
+    }
+    async fn create(&self, c: &CollectionId, r: &Event, k: &LinkKey) -> Result<Stored<Event>> {
+        let created = self.inner.create(c, r, k).await;
+        self.state.fail_next_commit_after(0);
+        created
+    }
+    async fn update(
+        &self,
+        c: &CollectionId,
+        id: &ItemId,
+        v: &Version,
+        r: &Event,
+        f: &BTreeSet<crmsync_core::EventField>,
+    ) -> Result<Stored<Event>> {
+        self.inner.update(c, id, v, r, f).await
+    }
+    async fn delete(&self, c: &CollectionId, id: &ItemId, v: &Version) -> Result<()> {
+        self.inner.delete(c, id, v).await
+    }
+    async fn find_by_link_key(
+        &self,
+        c: &CollectionId,
+        k: &LinkKey,
+    ) -> Result<Option<Stored<Event>>> {
+        self.inner.find_by_link_key(c, k).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_before_the_state_commit_leaves_no_duplicate() {
+    let w = World::new().await;
+    for i in 0..3 {
+        w.crm
+            .seed(&w.crm_col, meeting(&format!("Visit {i}"), 16 + i))
+            .unwrap();
+    }
+    let crashing = Arc::new(CrashAfterCreate {
+        inner: w.store.clone(),
+        state: w.state.clone(),
+    });
+    let err = w
+        .syncer_over(crashing)
+        .sync()
+        .await
+        .expect_err("the state commit failed: the run stops");
+    assert_eq!(err.kind(), &ErrorKind::State, "{err}");
+    assert!(!w.graph_events().is_empty(), "writes reached Graph");
+    // After a restart (a new store): re-linked by link key, not re-created.
+    let restarted = Arc::new(GraphCalendar::new(w.s.client()));
+    let report = w.syncer_over(restarted).sync().await.expect("sync");
+    assert!(report.errors.is_empty(), "{report}");
+    w.assert_mirrored(3);
+    assert_eq!(w.noop_counts().await, one_delta());
+}
+
+#[tokio::test]
+async fn reset_then_relink_duplicates_nothing() {
+    let w = World::new().await;
+    w.first_sync().await;
+    w.syncer().reset(false).await.expect("reset");
+    let report = w.sync().await;
+    assert_eq!(report.provider.created, 0, "{report}");
+    assert_eq!(report.crm.created, 0, "{report}");
+    w.assert_mirrored(5);
+    assert_eq!(w.noop_counts().await, one_delta());
+}
+
+#[tokio::test]
+async fn sentinel_tokens_never_show_in_recorded_urls_or_reports() {
+    let w = World::new().await;
+    let tokens = w.s.signed_in(true).await;
+    let report = w.first_sync().await;
+    let text = format!("{report} {report:?} {:?}", w.store);
+    let secrets = [
+        tokens.access_token.secret().to_owned(),
+        tokens.refresh_token.clone().unwrap().secret().to_owned(),
+    ];
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()));
+        for r in w.s.fake.recorded_requests() {
+            assert!(!r.url.contains(secret.as_str()), "{}", r.url);
+        }
+    }
+}
