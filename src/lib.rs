@@ -4,8 +4,9 @@
 //!
 //! This facade re-exports the parts: [`core`] (model, policy, store and state traits,
 //! engine), [`memory`] (in-memory stores and state, fault injection) and, with the
-//! `sqlite` feature (on by default), [`sqlite`] (the embedded state). Provider crates are
-//! added as features when they land.
+//! `sqlite` feature (on by default), [`sqlite`] (the embedded state). The providers are
+//! features: `google` (`crmsync::google`: Calendar v3, People API, Google OAuth) and
+//! `microsoft` (`crmsync::microsoft`: Graph calendars, Microsoft identity platform).
 //!
 //! Start with [`engine::Syncer`]; `cargo run --example quickstart` runs a whole sync in
 //! memory, no account needed.
