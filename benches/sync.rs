@@ -311,7 +311,7 @@ fn store_calls_per_scenario(rt: &Runtime) {
         "  provider like Google: event pages of 2,500, write batches of 50; contact pages of 1,000,"
     );
     eprintln!(
-        "  batches of 200 (capped at 50 by SyncOptions::batch_size); CRM pages of 500, batches of 1,000 (capped at 50)"
+        "  batches of 200; CRM pages of 500, batches of 1,000 (each store's own max_batch: SyncOptions::batch_size is None)"
     );
     eprintln!(
         "  each cell: store calls (p = change-feed/listing pages, r = reads, w = write requests)"
