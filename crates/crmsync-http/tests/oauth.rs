@@ -535,10 +535,12 @@ fn secrets_never_reach_logs_debug_errors_or_urls() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary run on other threads without a subscriber: a callsite
-    // first hit there has its interest cached as "never". Recompute it now that this
-    // thread has a subscriber, or the capture misses events at random.
+    // A global subscriber, not a scoped one: the other tests of this binary run on other
+    // threads at the same time, and a callsite they hit first would otherwise have its
+    // interest cached as "never" for everyone, so the capture would miss events at random.
+    // Capturing their events too only widens the check (no secret may appear anywhere).
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("no other test of this binary installs a subscriber");
     tracing::callsite::rebuild_interest_cache();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
