@@ -118,6 +118,25 @@ impl SyncState for CrashingState {
     async fn keys(&self, account: &AccountId) -> Result<Vec<StateKey>> {
         self.inner.keys(account).await
     }
+    async fn collection_alias(
+        &self,
+        account: &AccountId,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<CollectionId>> {
+        self.inner.collection_alias(account, kind, name).await
+    }
+    async fn set_collection_alias(
+        &self,
+        account: &AccountId,
+        kind: &str,
+        name: &str,
+        id: Option<&CollectionId>,
+    ) -> Result<()> {
+        self.inner
+            .set_collection_alias(account, kind, name, id)
+            .await
+    }
     async fn reset(&self, scope: &ResetScope) -> Result<ResetCounts> {
         self.inner.reset(scope).await
     }

@@ -35,6 +35,7 @@
 pub mod colour;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod diagnostics;
 pub mod engine;
 mod error;
 pub mod hash;

@@ -342,6 +342,26 @@ pub trait SyncState: fmt::Debug + Send + Sync {
     /// The keys that hold anything for this account.
     async fn keys(&self, account: &AccountId) -> Result<Vec<StateKey>>;
 
+    /// The collection id remembered for a configured collection name (a calendar or an
+    /// address book, `kind` being the record kind), so a sync with nothing to do need not
+    /// list the account's collections to find it again.
+    async fn collection_alias(
+        &self,
+        account: &AccountId,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<CollectionId>>;
+
+    /// Remembers (or, with `None`, forgets) the collection id of a configured name. A reset
+    /// leaves aliases alone: they name the provider's collections, not our links.
+    async fn set_collection_alias(
+        &self,
+        account: &AccountId,
+        kind: &str,
+        name: &str,
+        id: Option<&CollectionId>,
+    ) -> Result<()>;
+
     /// Forgets links, baselines, intents, deferred items and cursors of a scope.
     async fn reset(&self, scope: &ResetScope) -> Result<ResetCounts>;
 }

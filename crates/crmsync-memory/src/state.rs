@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use crmsync_core::{
-    AccountId, AccountStatus, CrmId, CursorState, Deferred, Error, Intent, ItemId, Link, RemoteId,
-    ResetCounts, ResetScope, Result, RunSummary, Side, StateKey, StateOp, SyncState,
+    AccountId, AccountStatus, CollectionId, CrmId, CursorState, Deferred, Error, Intent, ItemId,
+    Link, RemoteId, ResetCounts, ResetScope, Result, RunSummary, Side, StateKey, StateOp,
+    SyncState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +97,8 @@ impl KeyData {
 struct AccountData {
     status: AccountStatus,
     last_run: Option<RunSummary>,
+    /// Collection ids by (record kind, configured name).
+    aliases: BTreeMap<(String, String), CollectionId>,
 }
 
 /// What undoes one applied operation.
@@ -316,6 +319,9 @@ struct AccountSnapshot {
     account: AccountId,
     status: AccountStatus,
     last_run: Option<RunSummary>,
+    /// (kind, name, collection id); absent in snapshots written before aliases existed.
+    #[serde(default)]
+    aliases: Vec<(String, String, CollectionId)>,
 }
 
 impl Snapshot {
@@ -343,6 +349,11 @@ impl Snapshot {
                     account: account.clone(),
                     status: a.status.clone(),
                     last_run: a.last_run.clone(),
+                    aliases: a
+                        .aliases
+                        .iter()
+                        .map(|((kind, name), id)| (kind.clone(), name.clone(), id.clone()))
+                        .collect(),
                 })
                 .collect(),
         };
@@ -392,6 +403,11 @@ impl Snapshot {
                 AccountData {
                     status: a.status,
                     last_run: a.last_run,
+                    aliases: a
+                        .aliases
+                        .into_iter()
+                        .map(|(kind, name, id)| ((kind, name), id))
+                        .collect(),
                 },
             );
         }
@@ -565,6 +581,47 @@ impl SyncState for MemoryState {
             .filter(|(key, d)| key.account == *account && !d.is_empty())
             .map(|(key, _)| key.clone())
             .collect())
+    }
+
+    async fn collection_alias(
+        &self,
+        account: &AccountId,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<CollectionId>> {
+        let shared = self.lock()?;
+        Ok(shared
+            .data
+            .accounts
+            .get(account)
+            .and_then(|a| a.aliases.get(&(kind.to_owned(), name.to_owned())))
+            .cloned())
+    }
+
+    async fn set_collection_alias(
+        &self,
+        account: &AccountId,
+        kind: &str,
+        name: &str,
+        id: Option<&CollectionId>,
+    ) -> Result<()> {
+        let mut shared = self.lock()?;
+        let slot = (kind.to_owned(), name.to_owned());
+        let entry = shared.data.accounts.entry(account.clone()).or_default();
+        let old = match id {
+            Some(id) => entry.aliases.insert(slot.clone(), id.clone()),
+            None => entry.aliases.remove(&slot),
+        };
+        let result = shared.persist();
+        if result.is_err()
+            && let Some(a) = shared.data.accounts.get_mut(account)
+        {
+            match old {
+                Some(old) => a.aliases.insert(slot, old),
+                None => a.aliases.remove(&slot),
+            };
+        }
+        result
     }
 
     async fn reset(&self, scope: &ResetScope) -> Result<ResetCounts> {

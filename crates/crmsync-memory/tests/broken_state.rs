@@ -9,8 +9,8 @@ use crmsync_core::conformance::{
     check_intents_round_trip_and_clear,
 };
 use crmsync_core::{
-    AccountId, AccountStatus, CrmId, CursorState, Deferred, Error, Intent, Link, RemoteId,
-    ResetCounts, ResetScope, Result, RunSummary, Side, StateKey, StateOp, SyncState,
+    AccountId, AccountStatus, CollectionId, CrmId, CursorState, Deferred, Error, Intent, Link,
+    RemoteId, ResetCounts, ResetScope, Result, RunSummary, Side, StateKey, StateOp, SyncState,
 };
 use crmsync_memory::MemoryState;
 
@@ -63,6 +63,25 @@ macro_rules! broken_state {
             }
             async fn keys(&self, account: &AccountId) -> Result<Vec<StateKey>> {
                 self.inner.keys(account).await
+            }
+            async fn collection_alias(
+                &self,
+                account: &AccountId,
+                kind: &str,
+                name: &str,
+            ) -> Result<Option<CollectionId>> {
+                self.inner.collection_alias(account, kind, name).await
+            }
+            async fn set_collection_alias(
+                &self,
+                account: &AccountId,
+                kind: &str,
+                name: &str,
+                id: Option<&CollectionId>,
+            ) -> Result<()> {
+                self.inner
+                    .set_collection_alias(account, kind, name, id)
+                    .await
             }
             async fn reset(&self, scope: &ResetScope) -> Result<ResetCounts> {
                 self.inner.reset(scope).await

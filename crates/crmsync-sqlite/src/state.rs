@@ -757,6 +757,55 @@ impl SyncState for SqliteState {
             .collect()
     }
 
+    async fn collection_alias(
+        &self,
+        account: &AccountId,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<CollectionId>> {
+        let row = sqlx::query(
+            "SELECT collection FROM collection_aliases WHERE account = ? AND kind = ? AND name = ?",
+        )
+        .bind(account.as_str().to_owned())
+        .bind(kind.to_owned())
+        .bind(name.to_owned())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql_error("read a collection alias"))?;
+        row.map(|row| decode_id("collection alias", &get::<String>(&row, "collection")?))
+            .transpose()
+    }
+
+    async fn set_collection_alias(
+        &self,
+        account: &AccountId,
+        kind: &str,
+        name: &str,
+        id: Option<&CollectionId>,
+    ) -> Result<()> {
+        let query = match id {
+            Some(id) => sqlx::query(
+                "INSERT OR REPLACE INTO collection_aliases (account, kind, name, collection) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(account.as_str().to_owned())
+            .bind(kind.to_owned())
+            .bind(name.to_owned())
+            .bind(id.as_str().to_owned()),
+            None => sqlx::query(
+                "DELETE FROM collection_aliases WHERE account = ? AND kind = ? AND name = ?",
+            )
+            .bind(account.as_str().to_owned())
+            .bind(kind.to_owned())
+            .bind(name.to_owned()),
+        };
+        query
+            .execute(&self.pool)
+            .await
+            .map_err(sql_error("write a collection alias"))?;
+        Ok(())
+    }
+
     async fn reset(&self, scope: &ResetScope) -> Result<ResetCounts> {
         let mut tx = self
             .pool

@@ -1714,6 +1714,128 @@ pub async fn check_account_status_and_last_run_round_trip(target: &StateTarget<'
     Outcome::Passed
 }
 
+/// A collection alias round-trips per account, kind and name; setting it again replaces
+/// it; `None` forgets it; a reset of the account leaves it alone.
+pub async fn check_collection_alias_round_trip(target: &StateTarget<'_>) -> Outcome {
+    const RULE: &str = "collection_alias_round_trip";
+    let state = target.state;
+    let account = fresh(state, RULE).await;
+    let other = fresh(state, "collection_alias_round_trip.other").await;
+    let name = "Work «CRM» 😀";
+    let first: CollectionId = id("c_abc123@group.calendar.google.com");
+    let second: CollectionId = id("AAMkAGI2=");
+    // A reset keeps aliases: forget those an earlier run on a persistent state left.
+    for (who, kind) in [
+        (&account, "event"),
+        (&account, "contact"),
+        (&other, "event"),
+    ] {
+        ok(
+            RULE,
+            "set_collection_alias(None)",
+            state.set_collection_alias(who, kind, name, None).await,
+        );
+    }
+    ensure_eq!(
+        RULE,
+        ok(
+            RULE,
+            "collection_alias",
+            state.collection_alias(&account, "event", name).await
+        ),
+        None,
+        "a name never set has no alias"
+    );
+    ok(
+        RULE,
+        "set_collection_alias",
+        state
+            .set_collection_alias(&account, "event", name, Some(&first))
+            .await,
+    );
+    ensure_eq!(
+        RULE,
+        ok(
+            RULE,
+            "collection_alias",
+            state.collection_alias(&account, "event", name).await
+        ),
+        Some(first.clone()),
+        "the alias must round-trip"
+    );
+    for (who, kind, label) in [
+        (&account, "contact", "another kind"),
+        (&other, "event", "another account"),
+    ] {
+        ensure_eq!(
+            RULE,
+            ok(
+                RULE,
+                "collection_alias",
+                state.collection_alias(who, kind, name).await
+            ),
+            None,
+            "an alias must not show under {label}"
+        );
+    }
+    ensure_eq!(
+        RULE,
+        ok(
+            RULE,
+            "collection_alias",
+            state.collection_alias(&account, "event", "work").await
+        ),
+        None,
+        "names are compared exactly"
+    );
+    ok(
+        RULE,
+        "set_collection_alias",
+        state
+            .set_collection_alias(&account, "event", name, Some(&second))
+            .await,
+    );
+    ok(
+        RULE,
+        "reset",
+        state
+            .reset(&ResetScope {
+                account: account.clone(),
+                kind: None,
+                collection: None,
+            })
+            .await,
+    );
+    ensure_eq!(
+        RULE,
+        ok(
+            RULE,
+            "collection_alias",
+            state.collection_alias(&account, "event", name).await
+        ),
+        Some(second),
+        "setting an alias again replaces it, and a reset keeps it"
+    );
+    ok(
+        RULE,
+        "set_collection_alias(None)",
+        state
+            .set_collection_alias(&account, "event", name, None)
+            .await,
+    );
+    ensure_eq!(
+        RULE,
+        ok(
+            RULE,
+            "collection_alias",
+            state.collection_alias(&account, "event", name).await
+        ),
+        None,
+        "`None` must forget the alias"
+    );
+    Outcome::Passed
+}
+
 /// One commit of 2,000 links, then lookups of 1,000 ids by each side, then a batch
 /// replacing all 2,000, and a reset counting them.
 pub async fn check_large_batch(target: &StateTarget<'_>) -> Outcome {
@@ -1964,6 +2086,7 @@ pub async fn run_state_suite(target: &StateTarget<'_>) -> SuiteReport {
         check_keys_list_what_holds_anything,
         check_reset_scope_purges_only_its_scope,
         check_account_status_and_last_run_round_trip,
+        check_collection_alias_round_trip,
         check_large_batch,
         check_concurrent_commits_keep_every_write,
         check_awkward_values_round_trip,
