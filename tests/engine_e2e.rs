@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{NaiveDate, TimeZone, Utc};
 use crmsync::engine::{
-    ConflictStrategy, DeletionGate, DeletionMode, FieldPolicy, Guards, PendingDeletion, Phase,
-    SkipReason, SyncOptions, SyncReport, Syncer, WindowSpec,
+    ConflictStrategy, DeletionGate, DeletionMode, FieldPolicy, Guards, LinkScope, PendingDeletion,
+    Phase, SkipReason, SyncOptions, SyncReport, Syncer, WindowSpec,
 };
 use crmsync::memory::{
     Fault, FaultInjecting, FaultPlan, MemoryState, MemoryStore, Operation, like_outlook,
@@ -231,8 +231,13 @@ async fn first_sync_both_ways_then_a_noop_costs_one_request_per_side() {
     // The provider copy carries the CRM id; the CRM copy carries the provider id and origin.
     let copy = pair.provider_titled("Kickoff").unwrap();
     assert_eq!(copy.link_key.unwrap().as_str(), kickoff.id.as_str());
+    // (scoped to the account's collection: one CRM collection may sync with several).
     let crm_copy = pair.crm_titled("Dentist").unwrap();
-    assert_eq!(crm_copy.link_key.unwrap().as_str(), dentist.id.as_str());
+    let scope = LinkScope::new(&AccountId::new("ann").unwrap(), &pair.col);
+    assert_eq!(
+        crm_copy.link_key.unwrap(),
+        scope.scoped(&LinkKey::from(dentist.id.clone()))
+    );
     assert_eq!(crm_copy.record.origin.unwrap().id, dentist.id.to_string());
     // The state holds the three links, both cursors, no intents and nothing deferred.
     let key = syncer.key();
@@ -1428,4 +1433,111 @@ async fn a_failed_deletion_is_retried_on_the_survivors_current_version() {
     assert!(pair.provider_titled("A").is_none());
     assert!(state.deferred(&syncer.key()).await.unwrap().is_empty());
     assert_eq!(state.links(&syncer.key()).await.unwrap().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// One CRM collection, two accounts
+// ---------------------------------------------------------------------------------------
+
+/// A user's CRM calendar synced with two accounts (say Google and Outlook): what comes from
+/// one account reaches the other through the CRM, once, and each account's copies are
+/// recognised only by their own runs.
+#[tokio::test]
+async fn one_crm_collection_synced_with_two_accounts_relays_without_duplicates() {
+    let crm = MemoryStore::<Event>::new();
+    let crm_col = crm.add_collection("CRM");
+    let a = MemoryStore::<Event>::new();
+    let a_col = a.add_collection("Work");
+    let b = MemoryStore::<Event>::new();
+    let b_col = b.add_collection("Work");
+    let clock = ManualClock::new(now());
+    let state: Arc<dyn SyncState> = Arc::new(MemoryState::new());
+    let syncer = |provider: &MemoryStore<Event>, col: &CollectionId, account: &str| {
+        let mut options = SyncOptions::for_record::<Event>();
+        options.window = Some(WindowSpec {
+            months_before: 1,
+            months_after: 12,
+        });
+        Syncer::new(
+            Arc::new(crm.clone()),
+            crm_col.clone(),
+            Arc::new(provider.clone()),
+            col.clone(),
+            state.clone(),
+            AccountId::new(account).unwrap(),
+            FieldPolicy::calendar_defaults()
+                .with_direction(EventField::Title, crmsync::Direction::Both),
+        )
+        .with_options(options)
+        .with_clock(Arc::new(clock.clone()))
+    };
+    let to_a = syncer(&a, &a_col, "ann@gmail.example");
+    let to_b = syncer(&b, &b_col, "ann@outlook.example");
+
+    crm.seed(&crm_col, event("From the CRM", 20)).unwrap();
+    a.seed(&a_col, event("From Google", 21)).unwrap();
+    b.seed(&b_col, event("From Outlook", 22)).unwrap();
+
+    for _ in 0..2 {
+        for s in [&to_a, &to_b] {
+            let report = s.sync().await.unwrap();
+            assert!(report.errors.is_empty(), "{report}");
+            assert!(report.skipped.is_empty(), "nothing is skipped: {report}");
+        }
+    }
+    let sorted = |store: &MemoryStore<Event>, col: &CollectionId| {
+        let mut t: Vec<String> = store
+            .get_all(col)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.record.title)
+            .collect();
+        t.sort();
+        t
+    };
+    let all = titles(&["From Google", "From Outlook", "From the CRM"]);
+    assert_eq!(sorted(&crm, &crm_col), all);
+    assert_eq!(sorted(&a, &a_col), all, "Outlook's event reached Google");
+    assert_eq!(sorted(&b, &b_col), all, "Google's event reached Outlook");
+
+    // The CRM copy of Google's event carries a key of Google's run, not a bare id.
+    let from_google = crm
+        .get_all(&crm_col)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.record.title == "From Google")
+        .unwrap();
+    let google_id = a
+        .get_all(&a_col)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.record.title == "From Google")
+        .unwrap()
+        .id;
+    let key = from_google.link_key.expect("a CRM copy carries a link key");
+    assert_ne!(key.as_str(), google_id.as_str());
+    assert!(key.as_str().ends_with(google_id.as_str()), "{key}");
+
+    // An edit on Outlook of Google's event travels through the CRM to Google.
+    let on_b = b
+        .get_all(&b_col)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.record.title == "From Google")
+        .unwrap();
+    b.edit_item(&b_col, &on_b.id, |e| {
+        e.title = "From Google, renamed on Outlook".into();
+    })
+    .unwrap();
+    to_b.sync().await.unwrap();
+    to_a.sync().await.unwrap();
+    assert!(
+        a.get_all(&a_col)
+            .unwrap()
+            .iter()
+            .any(|s| s.record.title == "From Google, renamed on Outlook")
+    );
+    assert_eq!(a.get_all(&a_col).unwrap().len(), 3);
+    assert_eq!(b.get_all(&b_col).unwrap().len(), 3);
+    assert_eq!(crm.get_all(&crm_col).unwrap().len(), 3);
 }

@@ -41,6 +41,7 @@
 pub mod plan;
 pub mod policy;
 pub mod report;
+mod scope;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -64,6 +65,7 @@ pub use report::{
     ConflictReport, ForbiddenReport, LossReport, PendingDeletion, RecordError, RunKind, SideReport,
     SkipReport, SyncReport,
 };
+pub use scope::LinkScope;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{AccountId, CollectionId, CrmId, Cursor, ItemId, RemoteId};
@@ -300,8 +302,10 @@ impl<R: Record> Syncer<R> {
         account: AccountId,
         policy: FieldPolicy<R::Field>,
     ) -> Self {
+        // CRM link keys are written scoped to this account's collection (see `LinkScope`).
+        let scope = LinkScope::new(&account, &provider_collection);
         Syncer {
-            crm,
+            crm: Arc::new(scope::ScopedCrm::new(crm, scope)),
             crm_collection,
             provider,
             provider_collection,
