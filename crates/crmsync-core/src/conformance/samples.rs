@@ -167,8 +167,12 @@ impl Samples for Contact {
             .ok()
         };
         let photo = if n % 3 == 1 {
-            let bytes: Vec<u8> = (0..64).map(|i| (i * 7 + n) as u8).collect();
-            Photo::new(bytes, "image/png").ok()
+            // A real PNG (providers check the format), one pixel whose colour depends on n.
+            Photo::new(
+                png_pixel([n as u8, (n * 7) as u8, (n * 13) as u8]),
+                "image/png",
+            )
+            .ok()
         } else {
             None
         };
@@ -217,5 +221,68 @@ impl Samples for Contact {
     fn invalid() -> Option<Self> {
         // No name, no e-mail address, no company.
         Some(Contact::default())
+    }
+}
+
+/// A valid 1×1 RGB PNG of this colour (uncompressed deflate, checksums computed).
+fn png_pixel(rgb: [u8; 3]) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    // One scanline: filter type 0, then the pixel.
+    let raw = [0, rgb[0], rgb[1], rgb[2]];
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + u32::from(x)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    let mut zlib = vec![0x78, 0x01, 0x01, 4, 0, !4u8, 0xff];
+    zlib.extend_from_slice(&raw);
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&1u32.to_be_bytes());
+    ihdr.extend_from_slice(&1u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &zlib);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sample_png_has_a_valid_signature_and_checksums() {
+        let png = super::png_pixel([1, 2, 3]);
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // IEND's CRC is a known constant.
+        assert_eq!(&png[png.len() - 4..], &[0xae, 0x42, 0x60, 0x82]);
+        assert_ne!(super::png_pixel([1, 2, 3]), super::png_pixel([3, 2, 1]));
+        // The bytes Python's zlib (level 0) and struct produce for the same image.
+        let expected = "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de\
+                        0000000f494441547801010400fbff00010203000e00072da233ec0000000049454e44\
+                        ae426082";
+        let hex: String = png.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected.replace(' ', ""));
     }
 }
