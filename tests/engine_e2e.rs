@@ -1541,3 +1541,96 @@ async fn one_crm_collection_synced_with_two_accounts_relays_without_duplicates()
     assert_eq!(b.get_all(&b_col).unwrap().len(), 3);
     assert_eq!(crm.get_all(&crm_col).unwrap().len(), 3);
 }
+
+// ---------------------------------------------------------------------------------------
+// A linked copy under a new id
+// ---------------------------------------------------------------------------------------
+
+/// Replaces the provider copy titled `title` by an identical one under a new id.
+async fn rename(pair: &Pair<Event>, title: &str) -> Stored<Event> {
+    let old = pair.provider_titled(title).unwrap();
+    pair.provider.remove_item(&pair.col, &old.id).unwrap();
+    let new = pair
+        .provider
+        .create(&pair.col, &old.record, old.link_key.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_ne!(new.id, old.id);
+    new
+}
+
+/// The provider gives a linked copy a new id (People renames merged contacts, listing
+/// `previousResourceNames`): the old id is gone, a copy carrying the pair's link key shows
+/// up. In a change feed and in a full listing alike, the link moves to it; nothing is
+/// deleted or duplicated, and edits keep flowing both ways.
+#[tokio::test]
+async fn a_linked_copy_under_a_new_id_keeps_the_pair() {
+    let pair = Pair::<Event>::new();
+    let state = MemoryState::new();
+    let policy = FieldPolicy::calendar_defaults()
+        .with_direction(EventField::Title, crmsync::Direction::Both);
+    let mut options = SyncOptions::for_record::<Event>();
+    options.max_cursor_age = Some(Duration::from_secs(3600));
+    let syncer = pair
+        .syncer(Arc::new(state.clone()), policy)
+        .with_options(options)
+        .with_deletion_gate(ScriptedGate::answering(true));
+    pair.crm.seed(&pair.crm_col, event("Renewal", 20)).unwrap();
+    pair.crm.seed(&pair.crm_col, event("Audit", 21)).unwrap();
+    syncer.sync().await.unwrap();
+
+    // In the change feed (the old id's tombstone and the new copy).
+    let renamed = rename(&pair, "Renewal").await;
+    let report = syncer.sync().await.unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.crm.deleted + report.crm.created, 0, "{report}");
+    assert_eq!(
+        report.provider.created + report.provider.deleted,
+        0,
+        "{report}"
+    );
+    assert!(report.skipped.is_empty(), "not a duplicate: {report}");
+    let crm_id = pair.crm_titled("Renewal").unwrap().id;
+    let link = state
+        .links_by_crm(&syncer.key(), &[crm_id.clone().into()])
+        .await
+        .unwrap();
+    assert_eq!(link[0].remote_id.as_str(), renamed.id.as_str());
+
+    // An edit of the renamed copy reaches the CRM.
+    pair.provider
+        .edit_item(&pair.col, &renamed.id, |e| e.title = "Renewal 2027".into())
+        .unwrap();
+    syncer.sync().await.unwrap();
+    assert_eq!(pair.crm_titles(), titles(&["Audit", "Renewal 2027"]));
+
+    // In a full listing (the cursor is too old), the old id simply missing.
+    let renamed = rename(&pair, "Audit").await;
+    pair.clock.advance(Duration::from_secs(2 * 3600));
+    let report = syncer.sync().await.unwrap();
+    assert!(report.provider.full_listing, "{report}");
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.crm.deleted + report.crm.created, 0, "{report}");
+    assert_eq!(
+        report.provider.created + report.provider.deleted,
+        0,
+        "{report}"
+    );
+    pair.crm
+        .edit_item(&pair.crm_col, &pair.crm_titled("Audit").unwrap().id, |e| {
+            e.title = "Audit (moved)".into()
+        })
+        .unwrap();
+    syncer.sync().await.unwrap();
+    assert_eq!(
+        pair.provider.get_all(&pair.col).unwrap().len(),
+        2,
+        "no copy was made"
+    );
+    assert_eq!(
+        pair.provider_titled("Audit (moved)").unwrap().id,
+        renamed.id,
+        "the CRM edit reached the renamed copy"
+    );
+    assert_no_duplicates(&pair);
+}

@@ -1174,6 +1174,78 @@ impl<R: Record> Syncer<R> {
             }
         }
 
+        // 6b. An unlinked copy carrying a pair's link key, while the pair's linked copy on
+        // that side is gone, is the same record under a new id (People merges contacts
+        // and renames them, listing `previousResourceNames`; a user restores a copy). The
+        // link moves to it, so the pair is neither deleted nor duplicated.
+        for side in [Side::Crm, Side::Provider] {
+            let listing = match side {
+                Side::Crm => &mut crm,
+                Side::Provider => &mut provider,
+            };
+            let linked_here: HashSet<String> = links
+                .values()
+                .map(|l| match side {
+                    Side::Crm => l.crm_id.to_string(),
+                    Side::Provider => l.remote_id.to_string(),
+                })
+                .collect();
+            let mut moves: Vec<(CrmId, ItemId, ItemId)> = Vec::new();
+            for obs in listing.observed.values() {
+                let Observed::Present { item, .. } = obs else {
+                    continue;
+                };
+                let Some(key) = &item.link_key else { continue };
+                if linked_here.contains(item.id.as_str()) {
+                    continue;
+                }
+                let pair = match side {
+                    // A provider copy's key is the CRM id; a CRM copy's, the remote id.
+                    Side::Provider => links.get(key.as_str()),
+                    Side::Crm => links.values().find(|l| l.remote_id.as_str() == key.as_str()),
+                };
+                if let Some(link) = pair {
+                    let old: ItemId = match side {
+                        Side::Crm => link.crm_id.clone().into(),
+                        Side::Provider => link.remote_id.clone().into(),
+                    };
+                    moves.push((link.crm_id.clone(), old, item.id.clone()));
+                }
+            }
+            for (crm_id, old, new) in moves {
+                let gone = match listing.observed.get(&old) {
+                    Some(Observed::Deleted) => true,
+                    Some(Observed::Present { .. }) => false,
+                    // A store that follows renames answers for the old id with the new item.
+                    None => self
+                        .retrying(side, requests, || {
+                            self.store(side).get(self.collection(side), &old)
+                        })
+                        .await?
+                        .is_none_or(|found| found.id != old),
+                };
+                if !gone {
+                    continue;
+                }
+                let Some(mut link) = links.remove(crm_id.as_str()) else {
+                    continue;
+                };
+                tracing::info!(%side, %old, %new, "the linked copy has a new id: relinking");
+                listing.observed.remove(&old);
+                match side {
+                    Side::Crm => {
+                        link.crm_id = new.into();
+                        link.crm_version = None;
+                    }
+                    Side::Provider => {
+                        link.remote_id = new.into();
+                        link.remote_version = None;
+                    }
+                }
+                links.insert(link.crm_id.clone(), link);
+            }
+        }
+
         // 7. Partial upserts are merged with the last known copy (the baseline, as the side
         // holds it) before planning.
         for side in [Side::Crm, Side::Provider] {
