@@ -878,6 +878,51 @@ async fn reset_then_sync_relinks_everything_and_reset_with_removal_removes_our_c
     assert_no_duplicates(&pair);
 }
 
+/// A reset that cannot delete one of our copies (the provider failing) keeps that copy's
+/// link, so running it again removes it; the others are forgotten.
+#[tokio::test]
+async fn a_reset_keeps_the_links_of_copies_it_could_not_remove() {
+    let pair = Pair::<Event>::new();
+    for (t, d) in [("A", 20), ("B", 21), ("C", 22)] {
+        pair.crm.seed(&pair.crm_col, event(t, d)).unwrap();
+    }
+    let faulty = FaultInjecting::new(pair.provider.clone(), FaultPlan::none());
+    let state = MemoryState::new();
+    let mut options = SyncOptions::for_record::<Event>();
+    options.max_retries = 0;
+    let syncer = pair
+        .syncer_over(
+            Arc::new(faulty.clone()),
+            Arc::new(state.clone()),
+            FieldPolicy::calendar_defaults(),
+        )
+        .with_options(options);
+    let key = syncer.key();
+    syncer.sync().await.unwrap();
+    assert_eq!(pair.provider_all().len(), 3);
+
+    faulty.set_plan(FaultPlan::none().fail_next(Operation::Get, 1, Fault::Server));
+    let (report, counts) = syncer.reset(true).await.unwrap();
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.provider.deleted, 2, "{report}");
+    assert_eq!(counts.links, 2);
+    let kept = state.links(&key).await.unwrap();
+    assert_eq!(kept.len(), 1, "the copy still there keeps its link");
+    assert_eq!(pair.provider_all().len(), 1);
+    assert_eq!(
+        pair.provider_all()[0].id.as_str(),
+        kept[0].remote_id.as_str()
+    );
+
+    let (report, counts) = syncer.reset(true).await.unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.provider.deleted, 1, "{report}");
+    assert_eq!(counts.links, 1);
+    assert!(pair.provider_all().is_empty());
+    assert!(state.links(&key).await.unwrap().is_empty());
+    assert_eq!(pair.crm_all().len(), 3, "the CRM keeps its records");
+}
+
 // ---------------------------------------------------------------------------------------
 // Faults: stale versions, 429
 // ---------------------------------------------------------------------------------------

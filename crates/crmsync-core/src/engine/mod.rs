@@ -455,7 +455,9 @@ impl<R: Record> Syncer<R> {
 
     /// Forgets this pair's links, baselines, intents, deferred items and cursors; with
     /// `remove_remote_copies`, first deletes the provider copies crmsync made or linked.
-    /// A later sync re-links by link key, so nothing is duplicated.
+    /// A later sync re-links by link key, so nothing is duplicated. A copy that could not
+    /// be deleted (the provider failing, the account signed out) keeps its link, so running
+    /// the reset again removes it.
     ///
     /// # Errors
     /// The state failing; per-record deletion failures are in the report.
@@ -463,13 +465,16 @@ impl<R: Record> Syncer<R> {
         let key = self.key();
         let started = self.clock.now();
         let mut report = SyncReport::new(RunKind::Reset, key.to_string(), started);
+        // Links whose copy could not be removed are kept: forgotten, the copy would stay
+        // on the provider with nothing left to remove it (run the reset again).
+        let mut kept: Vec<Link> = Vec::new();
         if remove_remote_copies {
             // Only the copies crmsync made: they carry the CRM id as their link key. A
             // provider record that was merely linked (the user's own event, matched by
             // natural key or copied into the CRM) is the user's data and stays.
             let requests = Requests::default();
             let mut ops: Vec<WriteOp<R>> = Vec::new();
-            let mut ids: Vec<ItemId> = Vec::new();
+            let mut targets: Vec<Link> = Vec::new();
             for link in self.state.links(&key).await? {
                 let id: ItemId = link.remote_id.clone().into();
                 let found = self
@@ -485,34 +490,40 @@ impl<R: Record> Syncer<R> {
                             .is_some_and(|k| k.as_str() == link.crm_id.as_str()) =>
                     {
                         ops.push(WriteOp::Delete {
-                            id: id.clone(),
+                            id,
                             expected: item.version,
                         });
-                        ids.push(id);
+                        targets.push(link);
                     }
                     Ok(_) => {}
-                    Err(e) => report.errors.push(RecordError::new(
-                        Side::Provider,
-                        Some(id.to_string()),
-                        &e,
-                    )),
+                    Err(e) => {
+                        report.errors.push(RecordError::new(
+                            Side::Provider,
+                            Some(id.to_string()),
+                            &e,
+                        ));
+                        kept.push(link);
+                    }
                 }
             }
             let results = self.write_ops(Side::Provider, ops, &requests).await;
-            for (id, result) in ids.into_iter().zip(results) {
+            for (link, result) in targets.into_iter().zip(results) {
                 match result {
                     Ok(_) => report.provider.deleted += 1,
                     Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {}
-                    Err(e) => report.errors.push(RecordError::new(
-                        Side::Provider,
-                        Some(id.to_string()),
-                        &e,
-                    )),
+                    Err(e) => {
+                        report.errors.push(RecordError::new(
+                            Side::Provider,
+                            Some(link.remote_id.to_string()),
+                            &e,
+                        ));
+                        kept.push(link);
+                    }
                 }
             }
             report.provider.requests = requests.get(Side::Provider);
         }
-        let counts = self
+        let mut counts = self
             .state
             .reset(&ResetScope {
                 account: self.account.clone(),
@@ -520,6 +531,12 @@ impl<R: Record> Syncer<R> {
                 collection: Some(self.provider_collection.clone()),
             })
             .await?;
+        if !kept.is_empty() {
+            counts.links -= kept.len() as u64;
+            self.state
+                .commit(&key, kept.into_iter().map(StateOp::PutLink).collect())
+                .await?;
+        }
         report.unlinked = counts.links;
         report.duration_ms = duration_ms(started, self.clock.now());
         Ok((report, counts))
