@@ -1133,6 +1133,36 @@ async fn partial_upserts_are_merged_with_the_last_known_copy() {
     assert!(syncer.sync().await.unwrap().nothing_to_do());
 }
 
+/// A partial upsert of a record never linked (created on the provider after the first
+/// sync) has nothing to be merged with: it is read whole before it is copied.
+#[tokio::test]
+async fn a_partial_upsert_of_a_new_record_is_read_whole() {
+    let pair = Pair::<Event>::new();
+    let partial = PartialFeed {
+        inner: pair.provider.clone(),
+        sent: BTreeSet::from([EventField::Location]),
+        unreadable: Arc::default(),
+    };
+    let syncer = pair.syncer_over(
+        Arc::new(partial),
+        Arc::new(MemoryState::new()),
+        FieldPolicy::calendar_defaults(),
+    );
+    syncer.sync().await.unwrap();
+    let mut e = event("Site visit", 23);
+    e.location = "Lyon".into();
+    e.description = "bring the samples".into();
+    pair.provider.seed(&pair.col, e).unwrap();
+    let report = syncer.sync().await.unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.crm.created, 1, "{report}");
+    let copy = pair
+        .crm_titled("Site visit")
+        .expect("copied whole, title included");
+    assert_eq!(copy.record.location, "Lyon");
+    assert_eq!(copy.record.description, "bring the samples");
+}
+
 #[tokio::test]
 async fn a_lossy_provider_reports_its_losses_once_and_never_reads_them_as_edits() {
     let pair = Pair::<Contact>::with_provider(MemoryStore::new().with_capabilities(like_outlook()));

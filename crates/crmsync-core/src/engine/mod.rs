@@ -1272,6 +1272,8 @@ impl<R: Record> Syncer<R> {
                 Side::Provider => &mut provider,
             };
             let partial = std::mem::take(&mut listing.partial);
+            // Partial copies with no link have nothing to be merged with: read them whole.
+            let mut unlinked: Vec<ItemId> = Vec::new();
             for (id, fields) in partial {
                 let link = match side {
                     Side::Crm => links.get(id.as_str()),
@@ -1281,6 +1283,7 @@ impl<R: Record> Syncer<R> {
                     continue;
                 };
                 let Some(link) = link else {
+                    unlinked.push(id);
                     continue;
                 };
                 match R::from_canonical(&link.baseline, item.record.clone()) {
@@ -1306,6 +1309,20 @@ impl<R: Record> Syncer<R> {
                     Err(e) => report
                         .errors
                         .push(RecordError::new(side, Some(id.to_string()), &e)),
+                }
+            }
+            for id in unlinked {
+                let found = self
+                    .retrying(side, requests, || {
+                        self.store(side).get(self.collection(side), &id)
+                    })
+                    .await?;
+                match (found, listing.observed.get_mut(&id)) {
+                    (Some(whole), Some(Observed::Present { item, .. })) => *item = whole,
+                    (None, _) => {
+                        listing.observed.insert(id, Observed::Deleted);
+                    }
+                    _ => {}
                 }
             }
         }
