@@ -21,8 +21,8 @@ use crmsync::sqlite::SqliteState;
 use crmsync::{
     AccountId, Capabilities, ChangePage, ChangesRequest, CollectionId, CollectionInfo, Contact,
     DeferredReason, Error, Event, EventField, Field, ItemId, LinkKey, ManualClock, Name, Period,
-    Record, RecordStore, RecordingSleeper, Result, Rgb, Side, Stored, SyncState, Unreadable, Usage,
-    Version, WriteOp, WriteOutcome,
+    Record, RecordStore, RecordingSleeper, RemovalReason, Result, Rgb, Side, Stored, SyncState,
+    Unreadable, Usage, Version, WriteOp, WriteOutcome,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1009,6 +1009,8 @@ struct PartialFeed {
     inner: MemoryStore<Event>,
     sent: BTreeSet<EventField>,
     unreadable: Arc<Mutex<Option<String>>>,
+    /// Removals say no reason (as CalDAV's sync-collection 404s do not).
+    vague_removals: bool,
 }
 
 fn blank_except(e: &Event, sent: &BTreeSet<EventField>) -> Event {
@@ -1038,6 +1040,11 @@ impl RecordStore<Event> for PartialFeed {
             for u in &mut page.upserts {
                 u.item.record = blank_except(&u.item.record, &self.sent);
                 u.sent = Some(self.sent.clone());
+            }
+        }
+        if self.vague_removals {
+            for r in &mut page.removals {
+                r.reason = RemovalReason::Unknown;
             }
         }
         if let Some(id) = self.unreadable.lock().unwrap().take() {
@@ -1106,6 +1113,7 @@ async fn partial_upserts_are_merged_with_the_last_known_copy() {
         inner: pair.provider.clone(),
         sent: BTreeSet::from([EventField::Location]),
         unreadable: Arc::default(),
+        vague_removals: false,
     };
     let syncer = pair.syncer_over(
         Arc::new(partial),
@@ -1133,6 +1141,45 @@ async fn partial_upserts_are_merged_with_the_last_known_copy() {
     assert!(syncer.sync().await.unwrap().nothing_to_do());
 }
 
+/// Removals that give no reason are read back, but only for linked items: a record the
+/// user made and deleted on the provider between two runs costs nothing.
+#[tokio::test]
+async fn removals_without_a_reason_are_read_back_only_when_linked() {
+    let pair = Pair::<Event>::new();
+    pair.crm.seed(&pair.crm_col, event("Kickoff", 20)).unwrap();
+    pair.crm.seed(&pair.crm_col, event("Review", 21)).unwrap();
+    let vague = PartialFeed {
+        inner: pair.provider.clone(),
+        sent: EventField::ALL.iter().copied().collect(),
+        unreadable: Arc::default(),
+        vague_removals: true,
+    };
+    let syncer = pair
+        .syncer_over(
+            Arc::new(vague),
+            Arc::new(MemoryState::new()),
+            FieldPolicy::calendar_defaults(),
+        )
+        .with_deletion_gate(ScriptedGate::answering(true));
+    syncer.sync().await.unwrap();
+    let own = pair.provider.seed(&pair.col, event("Own", 22)).unwrap();
+    pair.provider.remove_item(&pair.col, &own.id).unwrap();
+    let review = pair.provider_titled("Review").unwrap();
+    pair.provider.remove_item(&pair.col, &review.id).unwrap();
+    pair.reset_stats();
+    let report = syncer.sync().await.unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(
+        pair.provider.stats().get,
+        1,
+        "only the linked removal is read back"
+    );
+    assert_eq!(report.crm.created, 0, "{report}");
+    // The linked copy's deletion is handled as a deletion (here: recreated, the CRM owns it,
+    // or deleted on the CRM, as the policy says); never ignored.
+    assert_eq!(report.crm.deleted + report.provider.created, 1, "{report}");
+}
+
 /// A partial upsert of a record never linked (created on the provider after the first
 /// sync) has nothing to be merged with: it is read whole before it is copied.
 #[tokio::test]
@@ -1142,6 +1189,7 @@ async fn a_partial_upsert_of_a_new_record_is_read_whole() {
         inner: pair.provider.clone(),
         sent: BTreeSet::from([EventField::Location]),
         unreadable: Arc::default(),
+        vague_removals: false,
     };
     let syncer = pair.syncer_over(
         Arc::new(partial),
@@ -1369,6 +1417,7 @@ async fn an_unreadable_entry_of_a_change_page_is_reported_and_the_rest_completes
         inner: pair.provider.clone(),
         sent: <EventField as Field>::ALL.iter().copied().collect(),
         unreadable: Arc::new(Mutex::new(Some("broken-7".into()))),
+        vague_removals: false,
     };
     let syncer = pair.syncer_over(
         Arc::new(partial),

@@ -741,6 +741,38 @@ impl<R: Record> Syncer<R> {
                     .observed
                     .insert(item.id.clone(), Observed::Present { item, modified });
             }
+            // Removals that do not say why are checked with a read, but only for linked
+            // items: an item never linked has nothing to delete on the other side.
+            let unknown: Vec<ItemId> = page
+                .removals
+                .iter()
+                .filter(|r| r.reason == RemovalReason::Unknown)
+                .map(|r| r.id.clone())
+                .collect();
+            let linked_unknown: HashSet<ItemId> = if unknown.is_empty() {
+                HashSet::new()
+            } else {
+                match side {
+                    Side::Crm => {
+                        let ids: Vec<CrmId> = unknown.into_iter().map(CrmId::from).collect();
+                        self.state
+                            .links_by_crm(key, &ids)
+                            .await?
+                            .into_iter()
+                            .map(|l| l.crm_id.into())
+                            .collect()
+                    }
+                    Side::Provider => {
+                        let ids: Vec<RemoteId> = unknown.into_iter().map(RemoteId::from).collect();
+                        self.state
+                            .links_by_remote(key, &ids)
+                            .await?
+                            .into_iter()
+                            .map(|l| l.remote_id.into())
+                            .collect()
+                    }
+                }
+            };
             for removal in page.removals {
                 match removal.reason {
                     RemovalReason::Deleted => {
@@ -748,6 +780,9 @@ impl<R: Record> Syncer<R> {
                     }
                     // Leaving the window is not a deletion: the copy stays linked as it is.
                     RemovalReason::LeftWindow => {
+                        listing.observed.remove(&removal.id);
+                    }
+                    RemovalReason::Unknown if !linked_unknown.contains(&removal.id) => {
                         listing.observed.remove(&removal.id);
                     }
                     RemovalReason::Unknown => {
