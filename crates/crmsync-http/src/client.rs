@@ -575,6 +575,39 @@ impl HttpClient {
         &self.inner.retry
     }
 
+    /// The per-account limits, if any.
+    pub fn limiter(&self) -> Option<&AccountLimiter> {
+        self.inner.limiter.as_ref()
+    }
+
+    /// This client with another retry policy (a test's sleeper, say), over the same
+    /// transport, limits and timeout.
+    #[must_use]
+    pub fn with_retry_policy(&self, retry: RetryPolicy) -> HttpClient {
+        HttpClient {
+            inner: Arc::new(Inner {
+                service: self.inner.service.clone(),
+                retry,
+                limiter: self.inner.limiter.clone(),
+                timeout: self.inner.timeout,
+            }),
+        }
+    }
+
+    /// This client with other per-account limits, over the same transport, retry policy
+    /// and timeout. The limits are shared with every client holding them.
+    #[must_use]
+    pub fn with_limiter(&self, limiter: AccountLimiter) -> HttpClient {
+        HttpClient {
+            inner: Arc::new(Inner {
+                service: self.inner.service.clone(),
+                retry: self.inner.retry.clone(),
+                limiter: Some(limiter),
+                timeout: self.inner.timeout,
+            }),
+        }
+    }
+
     /// Sends `request`, retrying under the client's [`RetryPolicy`] (see
     /// [`crate::retry`] for which failures are retried), each attempt taking a slot of
     /// the account's limits. Returns the final response whatever its status — a 404, or

@@ -394,11 +394,13 @@ async fn the_limiter_applies_per_account() {
         Arc::new(clock),
         Arc::new(sleeper.clone()),
     );
+    // Limits set on the builder survive a later change of retry policy.
     let client = HttpClient::builder()
-        .retry(policy(&sleeper))
         .limiter(limiter)
         .build()
-        .unwrap();
+        .unwrap()
+        .with_retry_policy(policy(&sleeper));
+    assert!(client.limiter().is_some());
     let ann = AccountId::new("ann").unwrap();
     for _ in 0..2 {
         client
