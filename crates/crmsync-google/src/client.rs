@@ -1,6 +1,11 @@
 //! Raw REST calls: the `Authorization` header from the token store (refreshed once on a
 //! 401), Google's error envelopes classified, and the multipart/mixed batch format of
 //! `/batch/calendar/v3` (G-CAL-36, G-CAL-37).
+//!
+//! Retries are not written here: every call goes through [`HttpClient::send`], whose
+//! [`crmsync_http::retry`] module retries 429, 503 and Google's 403 rate limits (5xx and
+//! timeouts when the request is idempotent), honours `Retry-After` and waits through the
+//! policy's sleeper.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,12 +14,8 @@ use std::time::Duration;
 use crmsync_core::{
     AccessToken, AccountId, Continuation, Cursor, Error, ErrorKind, PageToken, Result, Sleeper,
 };
-use crmsync_http::retry::{RetryDecision, classify_response, classify_transport};
-use crmsync_http::{
-    AccountLimiter, ApiRequest, HttpClient, HttpRequest, HttpResponse, TokioSleeper,
-};
+use crmsync_http::{AccountLimiter, ApiRequest, HttpClient, HttpResponse};
 use http::Method;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 use url::Url;
 
@@ -34,8 +35,6 @@ struct Inner {
     http: HttpClient,
     auth: GoogleAuth,
     account: AccountId,
-    limiter: Option<AccountLimiter>,
-    sleeper: Arc<dyn Sleeper>,
     /// One People mutation at a time for the account, whatever the store instance
     /// (G-PPL-9).
     people_writes: tokio::sync::Mutex<()>,
@@ -50,13 +49,14 @@ impl fmt::Debug for GoogleClient {
     }
 }
 
-/// A request to Google, before its `Authorization` header.
+/// A request to Google, before its `Authorization` header (added per attempt: the token
+/// may be refreshed between two).
 #[derive(Debug, Clone)]
 pub(crate) struct Call {
     method: Method,
     url: Url,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+    body: Option<(String, Vec<u8>)>,
     idempotent: Option<bool>,
 }
 
@@ -66,7 +66,7 @@ impl Call {
             method,
             url,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: None,
             idempotent: None,
         }
     }
@@ -93,10 +93,11 @@ impl Call {
     }
 
     pub(crate) fn header(mut self, name: &'static str, value: &str) -> Result<Self> {
-        let value = HeaderValue::from_str(value).map_err(|_| {
+        // Checked now, so that a bad value fails here rather than at each attempt.
+        http::HeaderValue::from_str(value).map_err(|_| {
             Error::invalid_input(format!("the value of header `{name}` is not valid"))
         })?;
-        self.headers.push((HeaderName::from_static(name), value));
+        self.headers.push((name, value.to_owned()));
         Ok(self)
     }
 
@@ -107,10 +108,7 @@ impl Call {
     }
 
     pub(crate) fn body(mut self, content_type: &str, body: Vec<u8>) -> Self {
-        if let Ok(value) = HeaderValue::from_str(content_type) {
-            self.headers.push((CONTENT_TYPE, value));
-        }
-        self.body = body;
+        self.body = Some((content_type.to_owned(), body));
         self
     }
 
@@ -119,27 +117,22 @@ impl Call {
         self
     }
 
-    /// The request for the retry classifier (method, URL, idempotency) and the request
-    /// sent, with the bearer token marked sensitive.
-    fn build(&self, token: &AccessToken) -> Result<(ApiRequest, HttpRequest)> {
-        let mut api = ApiRequest::new(self.method.clone(), self.url.clone());
+    /// The request [`HttpClient::send`] retries: made for `account` (its limits apply),
+    /// with the bearer token marked sensitive.
+    fn to_api(&self, token: &AccessToken, account: &AccountId) -> Result<ApiRequest> {
+        let mut api = ApiRequest::new(self.method.clone(), self.url.clone())
+            .for_account(account.clone())
+            .bearer(token)?;
+        for (name, value) in &self.headers {
+            api = api.header(name, value)?;
+        }
+        if let Some((content_type, body)) = &self.body {
+            api = api.body(content_type, body.clone())?;
+        }
         if let Some(idempotent) = self.idempotent {
             api = api.idempotent(idempotent);
         }
-        let mut request = http::Request::builder()
-            .method(self.method.clone())
-            .uri(self.url.as_str())
-            .body(self.body.clone())
-            .map_err(|e| Error::invalid_input(format!("cannot build the request: {e}")))?;
-        let headers = request.headers_mut();
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
-            .map_err(|_| Error::invalid_input("the access token is not a valid header value"))?;
-        bearer.set_sensitive(true);
-        headers.insert(AUTHORIZATION, bearer);
-        Ok((api, request))
+        Ok(api)
     }
 }
 
@@ -171,7 +164,8 @@ impl BatchAnswer {
 }
 
 impl GoogleClient {
-    /// A client of `account`, sending through `http`, authorised by `auth`.
+    /// A client of `account`, sending through `http` (its retry policy and limits apply
+    /// to every request, each made for `account`), authorised by `auth`.
     pub fn new(
         config: GoogleConfig,
         http: HttpClient,
@@ -184,31 +178,32 @@ impl GoogleClient {
                 http,
                 auth,
                 account,
-                limiter: None,
-                sleeper: Arc::new(TokioSleeper),
                 people_writes: tokio::sync::Mutex::new(()),
             }),
         }
     }
 
     /// Applies per-account limits (Google Calendar: 600 requests a minute per user,
-    /// [`RateLimit::GOOGLE_CALENDAR_USER`](crmsync_http::RateLimit::GOOGLE_CALENDAR_USER)).
-    /// Call before cloning the client.
+    /// [`RateLimit::GOOGLE_CALENDAR_USER`](crmsync_http::RateLimit::GOOGLE_CALENDAR_USER))
+    /// to this client's requests, in place of any limiter of the [`HttpClient`] given to
+    /// [`GoogleClient::new`]. Call before cloning the client.
     #[must_use]
     pub fn with_limiter(mut self, limiter: AccountLimiter) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.limiter = Some(limiter);
+            inner.http = inner.http.with_limiter(limiter);
         }
         self
     }
 
     /// Where the waits between retries happen (a
-    /// [`RecordingSleeper`](crmsync_core::RecordingSleeper) in tests). Call before cloning
-    /// the client.
+    /// [`RecordingSleeper`](crmsync_core::RecordingSleeper) in tests): the HTTP client's
+    /// retry policy with this sleeper, over the same transport and limits. Call before
+    /// cloning the client.
     #[must_use]
     pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.sleeper = sleeper;
+            let policy = inner.http.retry_policy().clone().with_sleeper(sleeper);
+            inner.http = inner.http.with_retry_policy(policy);
         }
         self
     }
@@ -234,74 +229,20 @@ impl GoogleClient {
         self.inner.people_writes.lock().await
     }
 
-    /// Sends with the account's access token; on a 401, refreshes the token once and
-    /// sends again (G-CAL-40). Returns the answer whatever its status.
+    /// Sends with the account's access token through [`HttpClient::send`] (retries,
+    /// limits); on a 401, refreshes the token once and sends again (G-CAL-40). Returns
+    /// the answer whatever its status.
     pub(crate) async fn send(&self, call: Call) -> Result<HttpResponse> {
         let account = &self.inner.account;
         let token = self.inner.auth.access_token(account).await?;
-        let response = self.attempt(&call, &token).await?;
+        tracing::debug!(method = %call.method, path = call.url.path(), "google request");
+        let response = self.inner.http.send(call.to_api(&token, account)?).await?;
         if response.status().as_u16() != 401 {
             return Ok(response);
         }
         tracing::debug!("access token refused; refreshing once");
         let token = self.inner.auth.force_refresh(account).await?;
-        self.attempt(&call, &token).await
-    }
-
-    /// One call, retried as [`crmsync_http::retry`] decides (429, 503 and Google's 403
-    /// rate limits always; 5xx and timeouts when idempotent; `Retry-After` honoured up to
-    /// 60 s, else backoff from 1 s doubling to 32 s; at most the HTTP client's
-    /// `max_attempts` and two minutes of waiting), each attempt under the account's
-    /// limits. Waits go through the client's [`Sleeper`].
-    ///
-    /// The loop is ours rather than [`HttpClient::send`]'s: that future borrows in its
-    /// retry closures in a way rustc cannot prove `Send` for every lifetime
-    /// (rust-lang/rust#102211), and `async_trait` store methods must be `Send`. The retry
-    /// *decisions* are still crmsync-http's ([`classify_response`], [`classify_transport`]).
-    async fn attempt(&self, call: &Call, token: &AccessToken) -> Result<HttpResponse> {
-        const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-        const MAX_WAITED: Duration = Duration::from_secs(120);
-        let (api, request) = call.build(token)?;
-        let idempotent = api.is_idempotent();
-        let service = self.inner.http.service();
-        let timeout = self.inner.http.default_timeout();
-        let max_attempts = self.inner.http.retry_policy().max_attempts().max(1);
-        let mut backoff = Duration::from_secs(1);
-        let mut waited = Duration::ZERO;
-        let mut attempt = 1;
-        loop {
-            let outcome = {
-                let _permit = match &self.inner.limiter {
-                    Some(limiter) => Some(limiter.acquire(&self.inner.account).await),
-                    None => None,
-                };
-                tracing::debug!(method = %call.method, path = call.url.path(), "google request");
-                service.call(request.clone(), timeout).await
-            };
-            let decision = match &outcome {
-                Ok(response) => classify_response(response, idempotent, chrono::Utc::now()),
-                Err(e) => classify_transport(e, idempotent),
-            };
-            let delay = match decision {
-                RetryDecision::Retry { retry_after } if attempt < max_attempts => match retry_after
-                {
-                    Some(asked) if asked > MAX_RETRY_AFTER => None,
-                    Some(asked) if !asked.is_zero() => Some(asked),
-                    _ => Some(backoff),
-                },
-                _ => None,
-            };
-            match delay {
-                Some(delay) if waited + delay <= MAX_WAITED => {
-                    tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "retrying");
-                    self.inner.sleeper.sleep(delay).await;
-                    waited += delay;
-                    backoff = (backoff * 2).min(Duration::from_secs(32));
-                    attempt += 1;
-                }
-                _ => return outcome.map_err(Error::from),
-            }
-        }
+        self.inner.http.send(call.to_api(&token, account)?).await
     }
 
     /// Sends and requires a 2xx answer.

@@ -36,9 +36,9 @@ pub struct GoogleConfig {
     pub revoke_url: Url,
     /// The name of the calendar to sync (its `summaryOverride`, else its `summary`).
     pub calendar_name: Option<String>,
-    /// The name of the contact group the host syncs, if contacts are chosen by group.
-    /// Carried for the host (and its `doctor`); [`GoogleContacts`](crate::GoogleContacts)
-    /// lists the whole address book and maps memberships to the contact's `groups`.
+    /// The name of the contact group whose members are synced (created on the first
+    /// create when missing; contacts we create join it); `None`: the whole address book.
+    /// See [`GoogleContacts`](crate::GoogleContacts).
     pub contact_group: Option<String>,
     /// The scopes asked for at sign-in and required of the grant.
     pub scopes: Vec<String>,

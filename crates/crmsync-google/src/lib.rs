@@ -15,6 +15,10 @@
 //! - [`GoogleClient`]: the raw REST client of one account.
 //! - [`GoogleCalendar`]: the account's calendars and events, for the sync engine.
 //! - [`GoogleContacts`]: the account's contacts and contact groups.
+//! - [`diagnose`]: the "Test" button — tokens, scopes, both APIs and the calendar name,
+//!   each finding with its remedy.
+//! - [`GoogleCalendar::free_busy`]: busy periods of several calendars, with one result
+//!   per calendar (Google reports unknown calendars inside the answer).
 //!
 //! The skeleton is the one every provider crate shares: `config`, `auth`, `client` (raw
 //! REST and the Calendar batch format), `mapping` (wire ⇄ model), `calendar`, `contacts`,
@@ -56,11 +60,18 @@ mod calendar;
 mod client;
 mod config;
 mod contacts;
+mod diagnostics;
 mod error;
+mod freebusy;
 pub mod mapping;
 
 pub use auth::GoogleAuth;
 pub use calendar::{GoogleCalendar, MAX_BATCH, MAX_PAGE_SIZE};
 pub use client::GoogleClient;
 pub use config::{GoogleConfig, SCOPE_CALENDAR, SCOPE_CONTACTS};
-pub use contacts::{ADDRESS_BOOK, GoogleContacts, MAX_CONTACT_BATCH, MAX_CONTACT_PAGE};
+pub use contacts::{
+    ADDRESS_BOOK, GoogleContacts, MAX_CONTACT_BATCH, MAX_CONTACT_DELETE_BATCH, MAX_CONTACT_PAGE,
+    SYNC_TOKEN_MAX_AGE,
+};
+pub use diagnostics::{checks, diagnose};
+pub use freebusy::{BusyPeriod, FreeBusy, MAX_FREE_BUSY_CALENDARS, MAX_FREE_BUSY_DAYS};

@@ -326,8 +326,11 @@ pub(crate) fn event_to_wire(
                     .collect()
             })
             .unwrap_or_default();
+        // At most five overrides (G-CAL-26): room for ours is made by dropping the user's
+        // last ones (Google returns them sorted by minutes: the longest go).
+        let room = MAX_REMINDERS - usize::from(event.reminder_minutes.is_some());
+        overrides.truncate(room);
         if let Some(minutes) = event.reminder_minutes {
-            overrides.truncate(MAX_REMINDERS - 1);
             overrides
                 .push(json!({"method": "popup", "minutes": minutes.min(MAX_REMINDER_MINUTES)}));
         }
@@ -426,7 +429,7 @@ pub(crate) fn event_id_for(link_key: &LinkKey, generation: u32) -> String {
 pub const CONTACT_LINK_KEY: &str = "crmsync_link";
 
 /// The person fields read (`personFields`, `readMask`).
-pub(crate) const PERSON_FIELDS: &str = "names,emailAddresses,phoneNumbers,addresses,organizations,biographies,birthdays,imClients,memberships,clientData,metadata";
+pub(crate) const PERSON_FIELDS: &str = "names,emailAddresses,phoneNumbers,addresses,organizations,biographies,birthdays,imClients,memberships,clientData,photos,metadata";
 
 /// Contact groups every account has (`groupType: SYSTEM_CONTACT_GROUP`): never one of
 /// the contact's groups in our model.
@@ -454,6 +457,12 @@ pub(crate) struct WirePerson {
     pub(crate) record: Contact,
     /// The user groups the person belongs to, by resource name.
     pub(crate) group_resources: Vec<String>,
+    /// The URL of the person's own photo (not Google's generated monogram). Its bytes are
+    /// not read (the URL serves a resized copy, never the bytes written), so such a
+    /// person's [`Contact::photo`] is unknown unless the store wrote it.
+    pub(crate) photo_url: Option<String>,
+    /// The person's former resource names (`metadata.previousResourceNames`, G-PPL-4).
+    pub(crate) previous: Vec<ItemId>,
 }
 
 /// Whether the person is a deletion tombstone (`metadata.deleted`, G-PPL-4).
@@ -619,6 +628,25 @@ pub(crate) fn contact_from_wire(v: &Value) -> Result<WirePerson> {
         .find(|c| text(c, "key") == Some(CONTACT_LINK_KEY))
         .and_then(|c| text(c, "value"))
         .and_then(|k| LinkKey::new(k).ok());
+    let photo_url = items(v, "photos")?
+        .iter()
+        .find(|p| p.get("default").and_then(Value::as_bool) != Some(true))
+        .map(|p| text(p, "url").unwrap_or_default().to_owned());
+    let previous = match v.pointer("/metadata/previousResourceNames") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(names)) => names
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|r| r.starts_with("people/"))
+            .filter_map(|r| ItemId::new(r).ok())
+            .collect(),
+        Some(_) => {
+            return Err(bad(
+                "resource_name",
+                "previousResourceNames is not an array",
+            ));
+        }
+    };
     let updated = v
         .pointer("/metadata/sources/0/updateTime")
         .and_then(Value::as_str)
@@ -631,6 +659,8 @@ pub(crate) fn contact_from_wire(v: &Value) -> Result<WirePerson> {
         updated,
         record: contact,
         group_resources,
+        photo_url,
+        previous,
     })
 }
 
@@ -646,8 +676,9 @@ pub(crate) fn person_field(field: ContactField) -> Option<&'static str> {
         ContactField::Birthday => Some("birthdays"),
         ContactField::InstantMessaging => Some("imClients"),
         ContactField::Groups => Some("memberships"),
-        // Photos go through updateContactPhoto (not supported by this store yet).
-        _ => None,
+        // Photos are read-only on a person: updateContactPhoto / deleteContactPhoto
+        // (G-PPL-16).
+        ContactField::Photo => None,
     }
 }
 
@@ -911,6 +942,28 @@ mod tests {
         let bad = json!({"resourceName": "people/c2", "etag": "x", "birthdays": [{"date": {"month": 2, "day": 31}}]});
         assert!(contact_from_wire(&bad).is_err());
         assert!(contact_from_wire(&json!({"etag": "x"})).is_err());
+    }
+
+    #[test]
+    fn persons_say_whose_photo_and_former_names_they_have() {
+        let own = json!({"resourceName": "people/c2", "etag": "e",
+            "photos": [{"url": "https://lh3.example/p", "metadata": {"primary": true}}],
+            "metadata": {"previousResourceNames": ["people/c1", "not-a-person"]}});
+        let wire = contact_from_wire(&own).expect("read");
+        assert_eq!(wire.photo_url.as_deref(), Some("https://lh3.example/p"));
+        assert_eq!(wire.previous, [ItemId::new("people/c1").expect("id")]);
+        assert_eq!(wire.record.photo, None);
+        let monogram = json!({"resourceName": "people/c3", "etag": "e",
+            "photos": [{"url": "https://lh3.example/m", "default": true}]});
+        let wire = contact_from_wire(&monogram).expect("read");
+        assert_eq!(wire.photo_url, None);
+        assert!(wire.previous.is_empty());
+        let bad = json!({"resourceName": "people/c4", "etag": "e",
+            "metadata": {"previousResourceNames": "people/c1"}});
+        assert!(contact_from_wire(&bad).is_err());
+        // Photos are not a person field: updateContactPhoto writes them.
+        assert_eq!(person_field(ContactField::Photo), None);
+        assert!(PERSON_FIELDS.split(',').any(|f| f == "photos"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{NaiveDate, TimeZone, Utc};
 use common::{CRM_CALENDAR, Env};
+use crmsync_core::engine::SkipReason;
 use crmsync_core::engine::{FieldPolicy, SyncOptions, SyncReport, Syncer, WindowSpec};
 use crmsync_core::{
     Capabilities, ChangePage, ChangesRequest, CollectionId, CollectionInfo, Event, EventField,
@@ -19,7 +20,7 @@ use crmsync_core::{
 };
 use crmsync_google::GoogleCalendar;
 use crmsync_memory::{MemoryState, MemoryStore};
-use crmsync_testkit::{Endpoint, Fault, FaultTarget};
+use crmsync_testkit::{Endpoint, Fault, FaultTarget, Paging};
 use serde_json::{Value, json};
 
 fn now() -> chrono::DateTime<Utc> {
@@ -57,6 +58,8 @@ struct Meddling {
     inner: Arc<GoogleCalendar>,
     before_update: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     after_batch: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Runs once, after the first page of an incremental listing came back.
+    after_first_incremental_page: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     lose_answers: AtomicBool,
 }
 
@@ -74,6 +77,7 @@ impl Meddling {
             inner,
             before_update: Mutex::new(None),
             after_batch: Mutex::new(None),
+            after_first_incremental_page: Mutex::new(None),
             lose_answers: AtomicBool::new(false),
         }
     }
@@ -89,7 +93,15 @@ impl RecordStore<Event> for Meddling {
         self.inner.collections().await
     }
     async fn changes(&self, c: &CollectionId, r: ChangesRequest) -> Result<ChangePage<Event>> {
-        self.inner.changes(c, r).await
+        let first_incremental = r.cursor.is_some() && r.page_token.is_none();
+        let page = self.inner.changes(c, r).await;
+        if first_incremental {
+            let hook = self.after_first_incremental_page.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        page
     }
     async fn get(&self, c: &CollectionId, id: &ItemId) -> Result<Option<Stored<Event>>> {
         self.inner.get(c, id).await
@@ -637,4 +649,235 @@ async fn malformed_events_are_unreadable_per_record_and_the_page_goes_on() {
     );
     assert!(matches!(page.next, crmsync_core::Continuation::Done(_)));
     assert_eq!(transport.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_410_between_two_pages_of_the_incremental_listing_recovers_without_duplicates() {
+    let w = World::new().await;
+    w.first_sync().await;
+    // Four changes on Google, two per page: the token dies after the first page.
+    for (title, patch) in [
+        (
+            "Lunch with Carol",
+            json!({"description": "Bring the contract"}),
+        ),
+        ("Dentist", json!({"location": "Dr. Who"})),
+        ("Call Ann", json!({"location": "Phone"})),
+    ] {
+        let id = w.google_titled(title)["id"].as_str().unwrap().to_owned();
+        w.env.fake.edit_event(CRM_CALENDAR, &id, patch);
+    }
+    let demo = w.google_titled("Demo for Bob")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(w.env.fake.delete_event(CRM_CALENDAR, &demo));
+    w.env.fake.set_paging(Paging {
+        max_items_per_page: Some(2),
+        empty_pages: false,
+    });
+    let meddling = Arc::new(Meddling::new(w.store.clone()));
+    let env = w.env.clone();
+    *meddling.after_first_incremental_page.lock().unwrap() =
+        Some(Box::new(move || env.fake.invalidate_calendar_sync_tokens()));
+    w.env.fake.reset_counters();
+    let report = w.syncer_over(meddling).sync().await.expect("sync");
+    assert!(report.errors.is_empty(), "{report}");
+    assert!(report.provider.cursor_expired, "{report}");
+    assert!(report.provider.full_listing, "{report}");
+    // The second page was refused, then the full listing ran from its first page.
+    let list_calls = w.env.fake.requests(Endpoint::EventsList);
+    assert!(
+        list_calls >= 4,
+        "two incremental pages and a paged full listing: {list_calls}"
+    );
+
+    // Nothing created, nothing deleted on either side; every edit arrived.
+    assert_eq!(report.crm.created + report.provider.created, 0, "{report}");
+    assert_eq!(report.crm.deleted + report.provider.deleted, 0, "{report}");
+    assert_eq!(report.crm.updated, 3, "{report}");
+    assert_eq!(
+        w.crm_titled("Lunch with Carol").record.description,
+        "Bring the contract"
+    );
+    assert_eq!(w.crm_titled("Dentist").record.location, "Dr. Who");
+    assert_eq!(w.crm_titled("Call Ann").record.location, "Phone");
+    // The deletion seen on the refused run's first page is not lost: the full listing
+    // carries its tombstone, and it waits for confirmation (the default policy).
+    assert_eq!(report.pending_deletions.len(), 1, "{report}");
+    assert_eq!(w.crm.get_all(&w.crm_col).unwrap().len(), 5);
+    assert_eq!(w.google_live().len(), 4);
+    let titles: BTreeSet<String> = w
+        .crm
+        .get_all(&w.crm_col)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.record.title)
+        .collect();
+    assert_eq!(titles.len(), 5, "no duplicate in the CRM: {titles:?}");
+
+    // The new cursor works: a quiet run lists once, and reads the deletion still waiting
+    // for confirmation (a deferred item is looked at again, never forgotten).
+    w.env.fake.set_paging(Paging::default());
+    let counts = w.noop_counts().await;
+    assert_eq!(
+        counts,
+        [(Endpoint::EventsList, 1), (Endpoint::EventsGet, 1)]
+            .into_iter()
+            .collect()
+    );
+}
+
+#[tokio::test]
+async fn a_recurring_series_and_its_exceptions_are_skipped_and_never_copied() {
+    let w = World::new().await;
+    let master = w.env.fake.seed_event(
+        CRM_CALENDAR,
+        json!({"summary": "Weekly standup",
+               "start": {"dateTime": "2026-06-16T09:00:00", "timeZone": "Europe/Paris"},
+               "end": {"dateTime": "2026-06-16T09:15:00", "timeZone": "Europe/Paris"},
+               "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=8"]}),
+    );
+    let master_id = master["id"].as_str().unwrap().to_owned();
+    // One occurrence moved and renamed, one cancelled: Google lists both beside the
+    // master when instances are not expanded.
+    let moved = w.env.fake.seed_recurring_exception(
+        CRM_CALENDAR,
+        &master_id,
+        json!({"dateTime": "2026-06-23T09:00:00+02:00", "timeZone": "Europe/Paris"}),
+        json!({"summary": "Weekly standup (moved)",
+               "start": {"dateTime": "2026-06-23T11:00:00+02:00", "timeZone": "Europe/Paris"},
+               "end": {"dateTime": "2026-06-23T11:15:00+02:00", "timeZone": "Europe/Paris"}}),
+    );
+    let moved_id = moved["id"].as_str().unwrap().to_owned();
+    assert_eq!(moved["recurringEventId"], master_id.as_str());
+    assert!(moved.get("recurrence").is_none(), "{moved}");
+    w.env.fake.seed_recurring_exception(
+        CRM_CALENDAR,
+        &master_id,
+        json!({"dateTime": "2026-06-30T09:00:00+02:00", "timeZone": "Europe/Paris"}),
+        json!({"status": "cancelled"}),
+    );
+    w.env.fake.seed_event(
+        CRM_CALENDAR,
+        json!({"summary": "Dentist", "start": {"date": "2026-06-20"}, "end": {"date": "2026-06-21"}}),
+    );
+    w.crm.seed(&w.crm_col, meeting("Call Ann", 17)).unwrap();
+
+    let report = w.sync().await;
+    assert_eq!(report.crm.created, 1, "only the single event: {report}");
+    assert_eq!(report.provider.created, 1, "{report}");
+    let skipped: Vec<(String, SkipReason)> = report
+        .skipped
+        .iter()
+        .map(|s| (s.id.clone(), s.reason.clone()))
+        .collect();
+    assert!(
+        skipped.contains(&(master_id.clone(), SkipReason::Recurring)),
+        "{report}"
+    );
+    assert!(
+        skipped.contains(&(moved_id.clone(), SkipReason::Recurring)),
+        "{report}"
+    );
+    let titles: BTreeSet<String> = w
+        .crm
+        .get_all(&w.crm_col)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.record.title)
+        .collect();
+    assert_eq!(
+        titles,
+        ["Call Ann", "Dentist"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    // The series is untouched on Google.
+    assert_eq!(
+        w.env.fake.event(CRM_CALENDAR, &master_id).unwrap()["etag"],
+        master["etag"]
+    );
+
+    // The user edits the series and the moved occurrence: still skipped, still not copied.
+    w.env
+        .fake
+        .edit_event(CRM_CALENDAR, &master_id, json!({"location": "Room 1"}));
+    w.env
+        .fake
+        .edit_event(CRM_CALENDAR, &moved_id, json!({"location": "Room 2"}));
+    let report = w.sync().await;
+    assert_eq!(report.crm.created + report.crm.updated, 0, "{report}");
+    assert_eq!(
+        report.provider.created + report.provider.updated,
+        0,
+        "{report}"
+    );
+    assert_eq!(
+        report
+            .skipped
+            .iter()
+            .filter(|s| s.reason == SkipReason::Recurring)
+            .count(),
+        2,
+        "{report}"
+    );
+    assert_eq!(w.crm.get_all(&w.crm_col).unwrap().len(), 2);
+    let counts = w.noop_counts().await;
+    assert_eq!(counts, [(Endpoint::EventsList, 1)].into_iter().collect());
+}
+
+#[tokio::test]
+async fn impossible_dates_and_unknown_zones_from_google_are_record_errors_and_the_run_goes_on() {
+    let w = World::new().await;
+    w.env.fake.seed_raw_event(
+        CRM_CALENDAR,
+        json!({"id": "baddate01", "kind": "calendar#event", "status": "confirmed",
+               "summary": "Impossible date",
+               "start": {"date": "2026-02-30"}, "end": {"date": "2026-03-01"}}),
+    );
+    w.env.fake.seed_raw_event(
+        CRM_CALENDAR,
+        json!({"id": "badzone01", "kind": "calendar#event", "status": "confirmed",
+               "summary": "Unknown zone",
+               "start": {"dateTime": "2026-06-20T10:00:00Z", "timeZone": "Mars/Olympus_Mons"},
+               "end": {"dateTime": "2026-06-20T11:00:00Z", "timeZone": "Mars/Olympus_Mons"}}),
+    );
+    w.env.fake.seed_event(
+        CRM_CALENDAR,
+        json!({"summary": "Dentist", "start": {"date": "2026-06-20"}, "end": {"date": "2026-06-21"}}),
+    );
+    w.crm.seed(&w.crm_col, meeting("Call Ann", 17)).unwrap();
+
+    let report = w.syncer().sync().await.expect("the run completes");
+    let invalid = crmsync_core::ErrorKind::InvalidRecord {
+        field: None,
+        reason: String::new(),
+    };
+    let mut failed: Vec<(Option<String>, String)> = report
+        .errors
+        .iter()
+        .map(|e| (e.id.clone(), e.kind.clone()))
+        .collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        vec![
+            (Some("baddate01".into()), invalid.as_str().to_owned()),
+            (Some("badzone01".into()), invalid.as_str().to_owned()),
+        ],
+        "{report}"
+    );
+    assert!(
+        report
+            .errors
+            .iter()
+            .all(|e| e.side == crmsync_core::Side::Provider && !e.remedy.is_empty())
+    );
+    // The readable records synced both ways.
+    assert_eq!(report.crm.created, 1, "{report}");
+    assert_eq!(report.provider.created, 1, "{report}");
+    w.crm_titled("Dentist");
+    w.google_titled("Call Ann");
 }

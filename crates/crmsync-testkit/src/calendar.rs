@@ -4,6 +4,13 @@
 //! documented or observed ones; the message for a request body that does not match the discovery
 //! schema (unknown field, wrong type) is Google's ESF wording, which Calendar is not on record
 //! for (inference) — the status, 400, is what matters to a client.
+//!
+//! Recurring events: series are stored as Google stores them (a master with `recurrence`,
+//! exceptions as separate events with `recurringEventId` and `originalStartTime`) and
+//! expanded for `singleEvents=true`, for windows and for freeBusy. The expander knows
+//! FREQ, INTERVAL, COUNT, UNTIL, BYDAY without ordinals and EXDATE; other RRULE parts are
+//! ignored. Incremental listings with `singleEvents=true` return changed masters as they
+//! are, and `events/{id}/instances` is not served.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -303,6 +310,9 @@ pub(crate) fn colors() -> Value {
 
 // ---------------------------------------------------------------- freeBusy
 
+/// The most calendars one freeBusy request is answered for (`calendarExpansionMax`).
+const MAX_FREE_BUSY_CALENDARS: usize = 50;
+
 /// G-CAL-35.
 fn free_busy(st: &mut State, user: &str, req: &Req) -> R {
     let body = parse_body(req)?;
@@ -337,26 +347,31 @@ fn free_busy(st: &mut State, user: &str, req: &Req) -> R {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    if items.len() > 50 {
-        return Err(CalErr::new(
-            400,
-            "calendar",
-            "tooManyCalendarsRequested",
-            "Too many calendars requested.",
-        ));
-    }
     let mut calendars = Map::new();
-    for item in items {
+    for (n, item) in items.into_iter().enumerate() {
         let Some(id) = item.get("id").and_then(Value::as_str) else {
             continue;
         };
+        // Beyond `calendarExpansionMax`'s maximum (50, discovery), calendars get a
+        // per-calendar error, not an HTTP one (G-CAL-35).
+        if n >= MAX_FREE_BUSY_CALENDARS {
+            calendars.insert(
+                id.to_owned(),
+                json!({
+                    "errors": [{"domain": "calendar", "reason": "tooManyCalendarsRequested"}],
+                    "busy": []
+                }),
+            );
+            continue;
+        }
         match st.calendar_index(user, id) {
             Some(ci) if role_rank(&st.users[user].calendars[ci].access_role) >= 1 => {
                 let cal = &st.users[user].calendars[ci];
                 let tz = cal_tz(cal);
-                let mut busy: Vec<(DateTime<Utc>, DateTime<Utc>)> = cal
-                    .events
-                    .values()
+                // Every occurrence of a series is busy, moved ones where they moved to.
+                let pool = expand_series(cal, tz, tmax, false);
+                let mut busy: Vec<(DateTime<Utc>, DateTime<Utc>)> = pool
+                    .iter()
                     .filter(|e| !e.cancelled())
                     .filter(|e| {
                         e.resource.get("transparency").and_then(Value::as_str)
@@ -756,6 +771,443 @@ fn render(resource: &Map<String, Value>, cal: &Calendar, zone: Option<&str>) -> 
     Value::Object(ev)
 }
 
+// ---------------------------------------------------------------- recurrence
+
+/// How often a series repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freq {
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+/// The parts of an RRULE the fake expands (RFC 5545): FREQ, INTERVAL, COUNT, UNTIL and
+/// BYDAY without ordinals. Other parts (BYMONTHDAY, BYSETPOS, ordinal BYDAY…) are
+/// ignored: such a series expands as FREQ/INTERVAL alone — a limitation of the fake.
+#[derive(Debug, Clone)]
+struct Rule {
+    freq: Freq,
+    interval: u32,
+    count: Option<u32>,
+    until: Option<DateTime<Utc>>,
+    by_day: Vec<chrono::Weekday>,
+}
+
+/// The most occurrences the fake expands of one series.
+const MAX_OCCURRENCES: usize = 3000;
+
+fn parse_rule(line: &str, zone: Tz) -> Option<Rule> {
+    let body = line.strip_prefix("RRULE:")?;
+    let mut rule = Rule {
+        freq: Freq::Daily,
+        interval: 1,
+        count: None,
+        until: None,
+        by_day: Vec::new(),
+    };
+    let mut freq = None;
+    for part in body.split(';') {
+        let (k, v) = part.split_once('=')?;
+        match k {
+            "FREQ" => {
+                freq = Some(match v {
+                    "DAILY" => Freq::Daily,
+                    "WEEKLY" => Freq::Weekly,
+                    "MONTHLY" => Freq::Monthly,
+                    "YEARLY" => Freq::Yearly,
+                    _ => return None,
+                });
+            }
+            "INTERVAL" => rule.interval = v.parse().ok().filter(|n| *n > 0)?,
+            "COUNT" => rule.count = Some(v.parse().ok()?),
+            "UNTIL" => rule.until = Some(parse_ical_time(v, zone, true)?),
+            "BYDAY" => {
+                for d in v.split(',') {
+                    rule.by_day.push(match d {
+                        "MO" => chrono::Weekday::Mon,
+                        "TU" => chrono::Weekday::Tue,
+                        "WE" => chrono::Weekday::Wed,
+                        "TH" => chrono::Weekday::Thu,
+                        "FR" => chrono::Weekday::Fri,
+                        "SA" => chrono::Weekday::Sat,
+                        "SU" => chrono::Weekday::Sun,
+                        _ => continue,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    rule.freq = freq?;
+    Some(rule)
+}
+
+/// An iCalendar DATE or DATE-TIME (`20260303`, `20260303T090000`, `20260303T080000Z`) as
+/// an instant; a floating or date value is read in `zone` (a date's end of day when
+/// `end_of_day`, as UNTIL is inclusive).
+fn parse_ical_time(v: &str, zone: Tz, end_of_day: bool) -> Option<DateTime<Utc>> {
+    if let Some(utc) = v.strip_suffix('Z') {
+        let t = NaiveDateTime::parse_from_str(utc, "%Y%m%dT%H%M%S").ok()?;
+        return Some(Utc.from_utc_datetime(&t));
+    }
+    let local = match NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S") {
+        Ok(t) => t,
+        Err(_) => {
+            let d = NaiveDate::parse_from_str(v, "%Y%m%d").ok()?;
+            if end_of_day {
+                d.and_hms_opt(23, 59, 59)?
+            } else {
+                d.and_hms_opt(0, 0, 0)?
+            }
+        }
+    };
+    zone.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The `EXDATE` instants of a series.
+fn exdates(lines: &[Value], zone: Tz) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    for line in lines.iter().filter_map(Value::as_str) {
+        let Some(rest) = line.strip_prefix("EXDATE") else {
+            continue;
+        };
+        let Some((params, values)) = rest.split_once(':') else {
+            continue;
+        };
+        let tz = params
+            .split(';')
+            .find_map(|p| p.strip_prefix("TZID="))
+            .and_then(tz_of)
+            .unwrap_or(zone);
+        out.extend(
+            values
+                .split(',')
+                .filter_map(|v| parse_ical_time(v.trim(), tz, false)),
+        );
+    }
+    out
+}
+
+/// One occurrence of a series: the `originalStartTime` it has, and its span.
+struct Occurrence {
+    original: Value,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+/// The occurrences of the series `master` starting before `horizon`, in order (RRULE
+/// with EXDATE; a series without an RRULE is its first occurrence).
+fn occurrences(master: &Map<String, Value>, cal_tz: Tz, horizon: DateTime<Utc>) -> Vec<Occurrence> {
+    let Some((first_start, first_end)) = event_bounds(master, cal_tz) else {
+        return Vec::new();
+    };
+    let start_edt = master.get("start").cloned().unwrap_or(Value::Null);
+    let all_day = start_edt.get("date").is_some_and(|d| !d.is_null());
+    let zone_name = start_edt
+        .get("timeZone")
+        .and_then(Value::as_str)
+        .filter(|z| tz_of(z).is_some())
+        .map(str::to_owned);
+    let zone = zone_name.as_deref().and_then(tz_of).unwrap_or(cal_tz);
+    let first_local = if all_day {
+        first_start.with_timezone(&cal_tz).naive_local()
+    } else {
+        first_start.with_timezone(&zone).naive_local()
+    };
+    let lines: Vec<Value> = master
+        .get("recurrence")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let rule = lines
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|l| parse_rule(l, zone));
+    let excluded = exdates(&lines, zone);
+    let span = first_end - first_start;
+    let days = (first_end - first_start).num_days();
+    let occurrence = |local: NaiveDateTime| -> Option<Occurrence> {
+        if all_day {
+            let date = local.date();
+            let start = cal_tz
+                .from_local_datetime(&date.and_hms_opt(0, 0, 0)?)
+                .earliest()?
+                .with_timezone(&Utc);
+            let end_date = date + chrono::Duration::days(days);
+            let end = cal_tz
+                .from_local_datetime(&end_date.and_hms_opt(0, 0, 0)?)
+                .earliest()?
+                .with_timezone(&Utc);
+            return Some(Occurrence {
+                original: json!({"date": date.format("%Y-%m-%d").to_string()}),
+                start,
+                end,
+            });
+        }
+        let start = zone.from_local_datetime(&local).earliest()?;
+        let mut original = json!({
+            "dateTime": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        if let Some(z) = &zone_name {
+            original["timeZone"] = json!(z);
+        }
+        let start = start.with_timezone(&Utc);
+        Some(Occurrence {
+            original,
+            start,
+            end: start + span,
+        })
+    };
+    let Some(rule) = rule else {
+        return occurrence(first_local).into_iter().collect();
+    };
+    // Candidate local starts, in order.
+    let interval = i64::from(rule.interval);
+    let candidates: Box<dyn Iterator<Item = NaiveDateTime>> = match rule.freq {
+        Freq::Daily => {
+            Box::new((0..).map(move |k| first_local + chrono::Duration::days(k * interval)))
+        }
+        Freq::Weekly if rule.by_day.is_empty() => {
+            Box::new((0..).map(move |k| first_local + chrono::Duration::days(7 * k * interval)))
+        }
+        Freq::Weekly => {
+            use chrono::Datelike;
+            let monday = first_local
+                - chrono::Duration::days(i64::from(first_local.weekday().num_days_from_monday()));
+            let mut by_day: Vec<i64> = rule
+                .by_day
+                .iter()
+                .map(|d| i64::from(d.num_days_from_monday()))
+                .collect();
+            by_day.sort_unstable();
+            by_day.dedup();
+            Box::new(
+                (0..)
+                    .flat_map(move |w: i64| {
+                        let by_day = by_day.clone();
+                        by_day
+                            .into_iter()
+                            .map(move |d| monday + chrono::Duration::days(7 * w * interval + d))
+                    })
+                    .filter(move |t| *t >= first_local),
+            )
+        }
+        Freq::Monthly | Freq::Yearly => {
+            let months = if rule.freq == Freq::Monthly { 1 } else { 12 };
+            Box::new((0..).filter_map(move |k: u32| {
+                first_local
+                    .checked_add_months(chrono::Months::new(k * rule.interval * months))
+                    .filter(|t| {
+                        use chrono::Datelike;
+                        // RFC 5545: a month without the day has no occurrence.
+                        t.day() == first_local.day()
+                    })
+            }))
+        }
+    };
+    let mut out = Vec::new();
+    for (n, local) in candidates.enumerate() {
+        if n >= MAX_OCCURRENCES || rule.count.is_some_and(|c| n >= c as usize) {
+            break;
+        }
+        let Some(occ) = occurrence(local) else {
+            continue;
+        };
+        if rule.until.is_some_and(|u| occ.start > u) || occ.start >= horizon {
+            break;
+        }
+        if !excluded.contains(&occ.start) {
+            out.push(occ);
+        }
+    }
+    out
+}
+
+/// The events of `cal` with every live series replaced by its instances up to `horizon`
+/// (exceptions in place of the occurrences they change), as `singleEvents=true` lists
+/// them (G-CAL-5, G-CAL-28). Cancelled occurrences only when `include_deleted`; masters
+/// never.
+fn expand_series(
+    cal: &Calendar,
+    cal_tz: Tz,
+    horizon: DateTime<Utc>,
+    include_deleted: bool,
+) -> Vec<StoredEvent> {
+    let is_master = |e: &StoredEvent| {
+        e.resource
+            .get("recurrence")
+            .and_then(Value::as_array)
+            .is_some_and(|r| !r.is_empty())
+    };
+    let mut out = Vec::new();
+    for e in cal.events.values() {
+        if e.resource.get("recurringEventId").is_some() {
+            // An exception: listed as the instance it is.
+            if include_deleted || !e.cancelled() {
+                out.push(e.clone());
+            }
+            continue;
+        }
+        if !is_master(e) {
+            out.push(e.clone());
+            continue;
+        }
+        if e.cancelled() {
+            continue;
+        }
+        let master_id = e.resource.get("id").and_then(Value::as_str).unwrap_or("");
+        let changed: Vec<DateTime<Utc>> = cal
+            .events
+            .values()
+            .filter(|x| {
+                x.resource.get("recurringEventId").and_then(Value::as_str) == Some(master_id)
+            })
+            .filter_map(|x| x.resource.get("originalStartTime"))
+            .filter_map(|o| edt_instant(o, cal_tz))
+            .collect();
+        for occ in occurrences(&e.resource, cal_tz, horizon) {
+            if changed.contains(&occ.start) {
+                continue;
+            }
+            let Some(id) = instance_id(master_id, &occ.original, cal_tz) else {
+                continue;
+            };
+            let mut instance = e.resource.clone();
+            instance.remove("recurrence");
+            let edt = |t: DateTime<Utc>| {
+                if occ.original.get("date").is_some() {
+                    json!({"date": t.with_timezone(&cal_tz).format("%Y-%m-%d").to_string()})
+                } else {
+                    let mut v =
+                        json!({"dateTime": t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+                    if let Some(z) = occ.original.get("timeZone") {
+                        v["timeZone"] = z.clone();
+                    }
+                    v
+                }
+            };
+            instance.insert("start".into(), edt(occ.start));
+            instance.insert("end".into(), edt(occ.end));
+            instance.insert("id".into(), json!(id));
+            instance.insert("recurringEventId".into(), json!(master_id));
+            instance.insert("originalStartTime".into(), occ.original.clone());
+            out.push(StoredEvent {
+                resource: instance,
+                seq: e.seq,
+            });
+        }
+    }
+    out
+}
+
+/// Whether `e` is a cancelled instance of a recurring event whose master is live.
+fn is_cancelled_exception(cal: &Calendar, e: &StoredEvent) -> bool {
+    e.cancelled()
+        && e.resource
+            .get("recurringEventId")
+            .and_then(Value::as_str)
+            .and_then(|m| cal.events.get(m))
+            .is_some_and(|m| !m.cancelled())
+}
+
+/// The id of the instance of `master` that starts at `original` (G-CAL-28:
+/// `<masterId>_<YYYYMMDDTHHMMSSZ>`, or `<masterId>_<YYYYMMDD>` for all-day series).
+fn instance_id(master: &str, original: &Value, cal_tz: Tz) -> Option<String> {
+    if let Some(d) = original.get("date").and_then(Value::as_str) {
+        let date = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?;
+        return Some(format!("{master}_{}", date.format("%Y%m%d")));
+    }
+    let at = edt_instant(original, cal_tz)?;
+    Some(format!("{master}_{}", at.format("%Y%m%dT%H%M%SZ")))
+}
+
+/// Stores an exception of the recurring event `master_id`: its instance at `original`
+/// (an `EventDateTime`), changed by `changes` (PATCH semantics; `{"status":
+/// "cancelled"}` cancels the occurrence). The instance carries `recurringEventId`,
+/// `originalStartTime` and the master's `iCalUID`, no `recurrence` (G-CAL-23, G-CAL-28).
+pub(crate) fn seed_exception(
+    st: &mut State,
+    user: &str,
+    calendar_id: &str,
+    master_id: &str,
+    original: &Value,
+    changes: &Value,
+) -> Result<Value, CalErr> {
+    let ci = calendar_index(st, user, calendar_id)?;
+    let cal = st.users[user].calendars[ci].clone();
+    let tz = cal_tz(&cal);
+    let master = cal
+        .events
+        .get(master_id)
+        .filter(|m| !m.cancelled() && m.resource.get("recurrence").is_some())
+        .ok_or_else(CalErr::not_found)?
+        .resource
+        .clone();
+    let id = instance_id(master_id, original, tz).ok_or_else(CalErr::bad_request)?;
+    let mut ev = master.clone();
+    for k in ["recurrence", "etag", "created", "updated", "htmlLink"] {
+        ev.remove(k);
+    }
+    // The occurrence keeps the series' duration unless `changes` moves it.
+    let (start, end) = event_bounds(&master, tz).ok_or_else(CalErr::bad_request)?;
+    let first = edt_instant(original, tz).ok_or_else(CalErr::bad_request)?;
+    let zone = master
+        .get("start")
+        .and_then(|s| s.get("timeZone"))
+        .cloned()
+        .unwrap_or_else(|| json!(cal.time_zone));
+    let timed = |t: DateTime<Utc>| {
+        let at = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        json!({"dateTime": at, "timeZone": zone})
+    };
+    if original.get("date").is_some() {
+        let days = (end - start).num_days();
+        let day =
+            |t: DateTime<Utc>| json!({"date": t.with_timezone(&tz).format("%Y-%m-%d").to_string()});
+        ev.insert("start".into(), day(first));
+        ev.insert("end".into(), day(first + chrono::Duration::days(days)));
+    } else {
+        ev.insert("start".into(), timed(first));
+        ev.insert("end".into(), timed(first + (end - start)));
+    }
+    if let Some(changes) = changes.as_object() {
+        let mut changes = changes.clone();
+        strip_server_fields(&mut changes);
+        merge(&mut ev, &changes, true);
+    }
+    for which in ["start", "end"] {
+        if let Some(Value::Object(edt)) = ev.get_mut(which) {
+            edt.retain(|_, v| !v.is_null());
+        }
+    }
+    ev.insert("id".into(), json!(id));
+    ev.insert("recurringEventId".into(), json!(master_id));
+    ev.insert("originalStartTime".into(), original.clone());
+    if let Some(uid) = master.get("iCalUID") {
+        ev.insert("iCalUID".into(), uid.clone());
+    }
+    validate_event(&mut ev, &cal)?;
+    let now = st.now_rfc3339();
+    let etag = st.new_etag();
+    let seq = st.next_seq();
+    ev.insert("etag".into(), json!(etag));
+    ev.insert("created".into(), json!(now));
+    ev.insert("updated".into(), json!(now));
+    ev.retain(|_, v| !v.is_null());
+    let cal = &mut st.user_mut(user).calendars[ci];
+    cal.events.insert(
+        id,
+        StoredEvent {
+            resource: ev.clone(),
+            seq,
+        },
+    );
+    Ok(render(&ev, cal, None))
+}
+
 fn tombstone(resource: &Map<String, Value>) -> Value {
     let mut t = json!({
         "kind": "calendar#event",
@@ -967,6 +1419,14 @@ fn list_events(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
         return Err(CalErr::invalid("timeZone"));
     }
     let mut cursor = if let Some(pt) = req.q("pageToken") {
+        // The next page of an incremental listing repeats the sync token (G-CAL-13): one
+        // invalidated since the first page answers 410 like the first page would have
+        // (G-CAL-15).
+        if let Some(tok) = req.q("syncToken")
+            && !st.sync_tokens.get(tok).is_some_and(|p| p.valid)
+        {
+            return Err(full_sync_required());
+        }
         match st.page_cursors.get(pt) {
             Some(c) if c.fingerprint == fingerprint && c.user == user => c.clone(),
             _ => return Err(CalErr::invalid("pageToken")),
@@ -1038,10 +1498,23 @@ fn list_events(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
             let text = req.q("q").map(str::to_lowercase);
             let ical = req.q("iCalUID");
             let include_deleted = show_deleted == Some(true) || updated_min.is_some();
-            let mut evs: Vec<&StoredEvent> = cal
-                .events
-                .values()
-                .filter(|e| include_deleted || !e.cancelled())
+            // singleEvents=true: series become their instances, masters are not returned
+            // (G-CAL-5); unbounded series are expanded two years past now or to timeMax.
+            let pool: Vec<StoredEvent> = if single {
+                let horizon = tmax.unwrap_or_else(|| st.now() + chrono::Duration::days(730));
+                expand_series(&cal, tz, horizon, include_deleted)
+            } else {
+                cal.events.values().cloned().collect()
+            };
+            let mut evs: Vec<&StoredEvent> = pool
+                .iter()
+                // Cancelled instances of a recurring event are listed even without
+                // showDeleted when instances are not expanded (G-CAL-6).
+                .filter(|e| {
+                    include_deleted
+                        || !e.cancelled()
+                        || (!single && is_cancelled_exception(&cal, e))
+                })
                 .filter(|e| in_window(&e.resource, tz, (tmin, tmax)))
                 .filter(|e| {
                     ext_filter(&e.resource, "private", &private)
@@ -1087,9 +1560,16 @@ fn list_events(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
                 }
                 _ => evs.sort_by_key(|e| e.seq),
             }
+            // A cancelled event lists as its tombstone in full listings too (G-CAL-29).
             let items: Vec<Value> = evs
                 .into_iter()
-                .map(|e| render(&e.resource, &cal, zone))
+                .map(|e| {
+                    if e.cancelled() {
+                        tombstone(&e.resource)
+                    } else {
+                        render(&e.resource, &cal, zone)
+                    }
+                })
                 .collect();
             let point = SyncPoint {
                 user: user.to_owned(),
@@ -1162,8 +1642,26 @@ fn in_window(
     if window.0.is_none() && window.1.is_none() {
         return true;
     }
+    let overlaps = |start: DateTime<Utc>, end: DateTime<Utc>| {
+        window.0.is_none_or(|m| end > m) && window.1.is_none_or(|m| start < m)
+    };
+    // A series is in the window when one of its occurrences is.
+    if ev
+        .get("recurrence")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty())
+    {
+        let horizon = match window {
+            (_, Some(max)) => max,
+            (Some(min), None) => min + chrono::Duration::days(3 * 366),
+            (None, None) => return true,
+        };
+        return occurrences(ev, tz, horizon)
+            .iter()
+            .any(|o| overlaps(o.start, o.end));
+    }
     let Some((start, end)) = event_bounds(ev, tz) else {
         return true;
     };
-    window.0.is_none_or(|m| end > m) && window.1.is_none_or(|m| start < m)
+    overlaps(start, end)
 }

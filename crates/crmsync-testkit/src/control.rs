@@ -221,6 +221,70 @@ impl GoogleFake {
         }
     }
 
+    /// Changes one occurrence of the recurring event `master_id` as the user would in Google
+    /// Calendar ("this event" only): Google keeps the master with its `recurrence` and adds
+    /// the occurrence as a separate event with `recurringEventId`, `originalStartTime` (the
+    /// `EventDateTime` the occurrence had in the series) and the master's `iCalUID`, listed
+    /// beside the master when instances are not expanded (G-CAL-28). `changes` is applied
+    /// with PATCH semantics to the occurrence (same duration as the series unless `start` /
+    /// `end` are given); `{"status": "cancelled"}` removes the occurrence (G-CAL-29).
+    /// Returns the occurrence as the API renders it.
+    ///
+    /// # Panics
+    /// When the master is unknown, not recurring, or the result invalid (a test bug).
+    pub fn seed_recurring_exception(
+        &self,
+        calendar_id: &str,
+        master_id: &str,
+        original_start: Value,
+        changes: Value,
+    ) -> Value {
+        let mut st = self.shared.lock();
+        match crate::calendar::seed_exception(
+            &mut st,
+            DEFAULT_USER,
+            calendar_id,
+            master_id,
+            &original_start,
+            &changes,
+        ) {
+            Ok(v) => v,
+            Err(e) => panic!(
+                "seed_recurring_exception rejected: {}",
+                String::from_utf8_lossy(&e.resp().body)
+            ),
+        }
+    }
+
+    /// Stores `event` as is, bypassing every validation, with a fresh etag: data as a buggy
+    /// or future Google could send it (an impossible date, an unknown time zone), to test
+    /// that clients report such a record and go on. The event needs an `id`.
+    ///
+    /// # Panics
+    /// When the calendar is unknown or `event` has no string `id` (a test bug).
+    pub fn seed_raw_event(&self, calendar_id: &str, event: Value) {
+        let mut st = self.shared.lock();
+        let Some(ci) = st.calendar_index(DEFAULT_USER, calendar_id) else {
+            panic!("seed_raw_event: unknown calendar {calendar_id}");
+        };
+        let Some(mut resource) = event.as_object().cloned() else {
+            panic!("seed_raw_event: the event is not an object");
+        };
+        let Some(id) = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            panic!("seed_raw_event: the event has no id");
+        };
+        let etag = st.new_etag();
+        let seq = st.next_seq();
+        resource.insert("etag".into(), json!(etag));
+        st.user_mut(DEFAULT_USER).calendars[ci]
+            .events
+            .insert(id, StoredEvent { resource, seq });
+    }
+
     /// Edits an event as the user would (PATCH semantics, no precondition): etag and sequence move,
     /// so the change shows up in the next incremental sync.
     ///

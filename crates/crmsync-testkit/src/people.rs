@@ -234,8 +234,28 @@ fn group_id(rn: &str) -> &str {
     rn.trim_start_matches("contactGroups/")
 }
 
+/// Where a person's former resource names are kept among its fields: `#` starts no API
+/// field name, so the key is never accepted from a request nor rendered as a field.
+const PREVIOUS_NAMES_KEY: &str = "#previousResourceNames";
+
+/// The person's former resource names (G-PPL-4).
+fn previous_names(p: &StoredPerson) -> Vec<Value> {
+    p.fields
+        .get(PREVIOUS_NAMES_KEY)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The person as the API returns it, restricted to `fields` (None = all fields).
 fn render(p: &StoredPerson, fields: Option<&[String]>) -> Value {
+    render_listed(p, fields, false)
+}
+
+/// The person as `connections.list` returns it: with `metadata.previousResourceNames` when
+/// the request carried a sync token ("Populated only for people.connections.list requests
+/// that include a sync token", G-PPL-4).
+fn render_listed(p: &StoredPerson, fields: Option<&[String]>, sync_request: bool) -> Value {
     let wants = |f: &str| fields.is_none_or(|fs| fs.iter().any(|x| x == f));
     let mut out = Map::new();
     out.insert("resourceName".into(), json!(p.resource_name));
@@ -249,14 +269,16 @@ fn render(p: &StoredPerson, fields: Option<&[String]>) -> Value {
         return Value::Object(out);
     }
     if wants("metadata") {
-        out.insert(
-            "metadata".into(),
-            json!({"sources": [{"type": "CONTACT", "id": id, "etag": p.etag, "updateTime": p.update_time}],
-                   "objectType": "PERSON"}),
-        );
+        let mut metadata = json!({"sources": [{"type": "CONTACT", "id": id, "etag": p.etag, "updateTime": p.update_time}],
+                   "objectType": "PERSON"});
+        let previous = previous_names(p);
+        if sync_request && !previous.is_empty() {
+            metadata["previousResourceNames"] = Value::Array(previous);
+        }
+        out.insert("metadata".into(), metadata);
     }
     for (k, v) in &p.fields {
-        if !wants(k) {
+        if !wants(k) || k.starts_with('#') {
             continue;
         }
         let Some(items) = v.as_array() else { continue };
@@ -436,6 +458,44 @@ fn live_person<'a>(st: &'a State, user: &str, rn: &str) -> Result<&'a StoredPers
 
 // ---------------------------------------------------------------- listing
 
+/// Where the exhausted full-sync quota of a user is kept: a reserved sync-token key (`#`
+/// never occurs in issued tokens, and its collection matches no listing).
+fn quota_key(user: &str) -> String {
+    format!("#full-sync-quota {user}")
+}
+
+const QUOTA_COLLECTION: &str = "#full-sync-quota";
+
+/// G-PPL-6: "The first page of a full sync request has an additional quota. If the quota
+/// is exceeded, a 429 error will be returned." Fails while the user's quota is exhausted
+/// (no `Retry-After`: Google documents none).
+fn take_full_sync_quota(st: &mut State, user: &str) -> Result<(), Resp> {
+    let key = quota_key(user);
+    let Some(point) = st
+        .sync_tokens
+        .get_mut(&key)
+        .filter(|p| p.collection == QUOTA_COLLECTION)
+    else {
+        return Ok(());
+    };
+    point.seq = point.seq.saturating_sub(1);
+    if point.seq == 0 {
+        st.sync_tokens.remove(&key);
+    }
+    Err(full_sync_quota_exceeded())
+}
+
+/// The 429 of an exceeded full-sync quota, in the google.rpc envelope (G-PPL-6, G-PPL-21;
+/// the message is Google's general RESOURCE_EXHAUSTED wording — inference).
+fn full_sync_quota_exceeded() -> Resp {
+    rpc(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Resource has been exhausted (e.g. check quota).",
+        vec![error_info("RATE_LIMIT_EXCEEDED", "googleapis.com")],
+    )
+}
+
 /// G-PPL-1..5.
 fn list_connections(st: &mut State, user: &str, req: &Req) -> R {
     let fields = mask(
@@ -491,6 +551,9 @@ fn list_connections(st: &mut State, user: &str, req: &Req) -> R {
         .collect();
     others.sort();
     let others = format!("{others:?}");
+    if request_sync && req.q("pageToken").is_none() && req.q("syncToken").is_none() {
+        take_full_sync_quota(st, user)?;
+    }
     let mut cursor = if let Some(pt) = req.q("pageToken") {
         match st.page_cursors.get(pt) {
             Some(c) if c.user == user && c.fingerprint == fingerprint => c.clone(),
@@ -548,7 +611,10 @@ fn list_connections(st: &mut State, user: &str, req: &Req) -> R {
             "LAST_NAME_ASCENDING" => chosen.sort_by_key(|p| name_key(p, "familyName")),
             _ => chosen.sort_by_key(|p| p.seq),
         }
-        let items: Vec<Value> = chosen.iter().map(|p| render(p, Some(&fields))).collect();
+        let items: Vec<Value> = chosen
+            .iter()
+            .map(|p| render_listed(p, Some(&fields), since.is_some()))
+            .collect();
         let token = if request_sync || since.is_some() {
             let point = SyncPoint {
                 user: user.to_owned(),
@@ -1277,4 +1343,80 @@ pub(crate) fn remove(st: &mut State, user: &str, rn: &str) -> bool {
     }
     mark_deleted(st, user, rn);
     true
+}
+
+/// Gives a contact a new resource name, as Google does when fields linking it to a profile
+/// are added or removed (G-PPL-4): the person keeps its data and is listed under the new
+/// name, with the old one in `metadata.previousResourceNames` on sync requests; the old
+/// name is gone (404), and no tombstone is listed for it (a rename, not a deletion —
+/// inference). Returns the new name.
+pub(crate) fn rename(st: &mut State, user: &str, old: &str) -> Option<String> {
+    let person = live_person(st, user, old).ok()?.clone();
+    let n = st.next();
+    let new = format!("people/c{}", 7_000_000_000_000_000_000u64 + n * 7919);
+    let mut previous = previous_names(&person);
+    previous.insert(0, json!(old));
+    let mut fields = person.fields;
+    fields.insert(PREVIOUS_NAMES_KEY.into(), Value::Array(previous));
+    let etag = st.new_people_etag();
+    let seq = st.next_seq();
+    let update_time = st.now_rfc3339();
+    let people = &mut st.user_mut(user).people;
+    people.remove(old);
+    people.insert(
+        new.clone(),
+        StoredPerson {
+            resource_name: new.clone(),
+            etag,
+            fields,
+            photo_url: person.photo_url,
+            deleted: false,
+            seq,
+            update_time,
+        },
+    );
+    Some(new)
+}
+
+impl crate::GoogleFake {
+    /// Changes a contact's resource name (G-PPL-4; see [`GoogleFake::contact`] for the
+    /// person after). Returns the new name.
+    ///
+    /// # Panics
+    /// When the contact is unknown or deleted (a test bug).
+    ///
+    /// [`GoogleFake::contact`]: crate::GoogleFake::contact
+    pub fn rename_contact(&self, resource_name: &str) -> String {
+        let mut st = self.shared.lock();
+        match rename(&mut st, crate::DEFAULT_USER, resource_name) {
+            Some(new) => new,
+            None => panic!("no live contact {resource_name}"),
+        }
+    }
+
+    /// Exhausts the full-sync quota (G-PPL-6): the next `times` first pages of a full sync
+    /// (`connections.list` with `requestSyncToken=true`, without `pageToken` nor
+    /// `syncToken`) answer 429 `RESOURCE_EXHAUSTED`; other pages, incremental listings and
+    /// plain listings are not affected.
+    pub fn exhaust_full_sync_quota(&self, times: u32) {
+        let mut st = self.shared.lock();
+        let key = quota_key(crate::DEFAULT_USER);
+        if times == 0 {
+            st.sync_tokens.remove(&key);
+            return;
+        }
+        let now = st.now();
+        st.sync_tokens.insert(
+            key,
+            SyncPoint {
+                user: crate::DEFAULT_USER.to_owned(),
+                collection: QUOTA_COLLECTION.into(),
+                seq: u64::from(times),
+                window: (None, None),
+                fields: String::new(),
+                full_sync_at: now,
+                valid: false,
+            },
+        );
+    }
 }

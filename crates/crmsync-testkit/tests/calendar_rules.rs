@@ -1450,3 +1450,296 @@ async fn discovery_schema_unknown_field_or_wrong_type_is_400() {
         cal_error(400, "global", "parseError", "Parse Error")
     );
 }
+
+#[tokio::test]
+async fn g_cal_13_and_15_next_page_of_an_invalidated_sync_token_is_410() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    let (_, _, sync) = list_all(&c, &events_url(&fake)).await;
+    seed_n(&fake, 3).await;
+    let url = format!(
+        "{}?syncToken={}&maxResults=1",
+        events_url(&fake),
+        urlenc(&sync)
+    );
+    let first = c.get(&url).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let pt = first.json["nextPageToken"].as_str().unwrap().to_owned();
+    // The token dies between two pages: the next page (same syncToken) is refused as the
+    // first page would be.
+    fake.invalidate_calendar_sync_tokens();
+    let r = c.get(&format!("{url}&pageToken={pt}")).await;
+    assert_eq!(r.status, 410, "{}", r.text);
+    assert_eq!(
+        r.json,
+        cal_error_at(
+            410,
+            "calendar",
+            "fullSyncRequired",
+            "Sync token is no longer valid, a full sync is required.",
+            "parameter",
+            "syncToken"
+        )
+    );
+}
+
+/// A series with one moved and one cancelled occurrence, on `primary`; returns the ids of
+/// the master, the moved and the cancelled occurrence.
+fn seed_series(fake: &GoogleFake) -> (String, String, String) {
+    fake.seed_event(
+        "primary",
+        json!({"id": "series01", "summary": "Standup",
+               "start": {"dateTime": "2026-03-02T09:00:00", "timeZone": "Europe/Paris"},
+               "end": {"dateTime": "2026-03-02T09:15:00", "timeZone": "Europe/Paris"},
+               "recurrence": ["RRULE:FREQ=DAILY;COUNT=5"]}),
+    );
+    let moved = fake.seed_recurring_exception(
+        "primary",
+        "series01",
+        json!({"dateTime": "2026-03-03T09:00:00+01:00", "timeZone": "Europe/Paris"}),
+        json!({"summary": "Standup (late)",
+               "start": {"dateTime": "2026-03-03T10:00:00+01:00", "timeZone": "Europe/Paris"},
+               "end": {"dateTime": "2026-03-03T10:15:00+01:00", "timeZone": "Europe/Paris"}}),
+    );
+    let cancelled = fake.seed_recurring_exception(
+        "primary",
+        "series01",
+        json!({"dateTime": "2026-03-04T09:00:00+01:00", "timeZone": "Europe/Paris"}),
+        json!({"status": "cancelled"}),
+    );
+    (
+        "series01".into(),
+        moved["id"].as_str().unwrap().to_owned(),
+        cancelled["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn g_cal_28_exceptions_are_separate_events_with_recurring_event_id_and_original_start() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    let (master, moved, _) = seed_series(&fake);
+    assert_eq!(moved, "series01_20260303T080000Z");
+    let r = c.get(&format!("{}/{moved}", events_url(&fake))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["recurringEventId"], master.as_str());
+    assert_eq!(
+        r.json["originalStartTime"],
+        json!({"dateTime": "2026-03-03T09:00:00+01:00", "timeZone": "Europe/Paris"})
+    );
+    assert_eq!(r.json["start"]["dateTime"], "2026-03-03T10:00:00+01:00");
+    assert_eq!(r.json["summary"], "Standup (late)");
+    assert!(r.json.get("recurrence").is_none(), "{}", r.text);
+    // All occurrences share the series' iCalUID, not its id (G-CAL-23).
+    let m = c.get(&format!("{}/{master}", events_url(&fake))).await;
+    assert_eq!(r.json["iCalUID"], m.json["iCalUID"]);
+    assert_ne!(r.json["id"], m.json["id"]);
+    assert_eq!(m.json["recurrence"], json!(["RRULE:FREQ=DAILY;COUNT=5"]));
+}
+
+#[tokio::test]
+async fn g_cal_6_and_29_cancelled_occurrences_are_listed_without_show_deleted_as_tombstones() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    let (master, moved, cancelled) = seed_series(&fake);
+    // Not expanded, no showDeleted: the master, the moved occurrence and the cancelled
+    // occurrence's tombstone (G-CAL-6).
+    let (_, items, _) = list_all(&c, &events_url(&fake)).await;
+    let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(ids.len(), 3, "{items:?}");
+    for id in [&master, &moved, &cancelled] {
+        assert!(ids.contains(&id.as_str()), "{id} in {ids:?}");
+    }
+    let tomb = items
+        .iter()
+        .find(|i| i["id"] == cancelled.as_str())
+        .unwrap();
+    let etag = fake.event("primary", &cancelled).unwrap()["etag"].clone();
+    // Only id, recurringEventId and originalStartTime are guaranteed (G-CAL-29).
+    assert_eq!(
+        tomb,
+        &json!({"kind": "calendar#event", "etag": etag, "id": cancelled, "status": "cancelled",
+                "recurringEventId": master,
+                "originalStartTime": {"dateTime": "2026-03-04T09:00:00+01:00", "timeZone": "Europe/Paris"}})
+    );
+
+    // A deleted single event is not listed without showDeleted, and is a bare tombstone
+    // with it.
+    fake.seed_event(
+        "primary",
+        timed(
+            "single01",
+            "x",
+            "2026-03-05T08:00:00Z",
+            "2026-03-05T09:00:00Z",
+        ),
+    );
+    assert!(fake.delete_event("primary", "single01"));
+    let (_, items, _) = list_all(&c, &events_url(&fake)).await;
+    assert!(items.iter().all(|i| i["id"] != "single01"));
+    let (_, items, _) = list_all(&c, &format!("{}?showDeleted=true", events_url(&fake))).await;
+    let single = items.iter().find(|i| i["id"] == "single01").unwrap();
+    let etag = fake.event("primary", "single01").unwrap()["etag"].clone();
+    assert_eq!(
+        single,
+        &json!({"kind": "calendar#event", "etag": etag, "id": "single01", "status": "cancelled"})
+    );
+}
+
+#[tokio::test]
+async fn g_cal_35_calendars_beyond_the_expansion_maximum_get_a_per_calendar_error() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    let mut items: Vec<Value> = (0..50)
+        .map(|i| json!({"id": format!("c{i:02}@example.com")}))
+        .collect();
+    items.push(json!({"id": "primary"}));
+    let body = json!({"timeMin": "2026-03-02T00:00:00Z", "timeMax": "2026-03-03T00:00:00Z",
+                      "items": items});
+    let r = c
+        .post(&format!("{}/freeBusy", fake.calendar_url()), &body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let calendars = r.json["calendars"].as_object().unwrap();
+    assert_eq!(calendars.len(), 51);
+    assert_eq!(
+        calendars["primary"],
+        json!({"errors": [{"domain": "calendar", "reason": "tooManyCalendarsRequested"}], "busy": []})
+    );
+    assert_eq!(
+        calendars["c00@example.com"],
+        json!({"errors": [{"domain": "global", "reason": "notFound"}], "busy": []})
+    );
+}
+
+#[tokio::test]
+async fn g_cal_5_single_events_lists_instances_and_never_the_master() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    let (master, moved, cancelled) = seed_series(&fake);
+    let (_, items, _) = list_all(
+        &c,
+        &format!("{}?singleEvents=true&orderBy=startTime", events_url(&fake)),
+    )
+    .await;
+    let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+    // Five daily occurrences, one cancelled, one moved (G-CAL-28 instance ids).
+    assert_eq!(
+        ids,
+        [
+            "series01_20260302T080000Z",
+            moved.as_str(),
+            "series01_20260305T080000Z",
+            "series01_20260306T080000Z"
+        ],
+        "{items:?}"
+    );
+    assert!(!ids.contains(&master.as_str()));
+    assert!(!ids.contains(&cancelled.as_str()));
+    for item in &items {
+        assert_eq!(item["recurringEventId"], master.as_str(), "{item}");
+        assert!(item.get("recurrence").is_none(), "{item}");
+        assert!(item["originalStartTime"].is_object(), "{item}");
+    }
+    assert_eq!(items[1]["start"]["dateTime"], "2026-03-03T10:00:00+01:00");
+    assert_eq!(items[2]["start"]["dateTime"], "2026-03-05T09:00:00+01:00");
+    assert_eq!(
+        items[2]["originalStartTime"],
+        json!({"dateTime": "2026-03-05T09:00:00+01:00", "timeZone": "Europe/Paris"})
+    );
+    // With showDeleted, the cancelled occurrence too, still no master (G-CAL-6).
+    let (_, items, _) = list_all(
+        &c,
+        &format!("{}?singleEvents=true&showDeleted=true", events_url(&fake)),
+    )
+    .await;
+    assert_eq!(items.len(), 5, "{items:?}");
+    assert!(items.iter().all(|i| i["id"] != master.as_str()));
+    // A window keeps the occurrences in it (G-CAL-4).
+    let (_, items, _) = list_all(
+        &c,
+        &format!(
+            "{}?singleEvents=true&timeMin=2026-03-05T00:00:00Z&timeMax=2026-03-06T00:00:00Z",
+            events_url(&fake)
+        ),
+    )
+    .await;
+    let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(ids, ["series01_20260305T080000Z"]);
+}
+
+#[tokio::test]
+async fn g_cal_4_a_series_is_listed_when_one_of_its_occurrences_is_in_the_window() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    seed_series(&fake);
+    // The series starts on 2 March; the window holds only its 6 March occurrence.
+    let url = format!(
+        "{}?timeMin=2026-03-06T00:00:00Z&timeMax=2026-03-07T00:00:00Z",
+        events_url(&fake)
+    );
+    let (_, items, _) = list_all(&c, &url).await;
+    let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(ids, ["series01"], "{items:?}");
+    // After its last (fifth) occurrence, it is not.
+    let url = format!(
+        "{}?timeMin=2026-03-07T00:00:00Z&timeMax=2026-03-08T00:00:00Z",
+        events_url(&fake)
+    );
+    let (_, items, _) = list_all(&c, &url).await;
+    assert_eq!(items, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn g_cal_35_a_series_is_busy_at_each_occurrence_but_not_the_cancelled_one() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    seed_series(&fake);
+    let body = json!({"timeMin": "2026-03-01T00:00:00Z", "timeMax": "2026-03-10T00:00:00Z",
+                      "items": [{"id": "primary"}]});
+    let r = c
+        .post(&format!("{}/freeBusy", fake.calendar_url()), &body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let span = |d: u32, h: u32| {
+        json!({"start": format!("2026-03-{d:02}T{h:02}:00:00Z"),
+               "end": format!("2026-03-{d:02}T{h:02}:15:00Z")})
+    };
+    assert_eq!(
+        r.json["calendars"]["primary"]["busy"],
+        json!([span(2, 8), span(3, 9), span(5, 8), span(6, 8)])
+    );
+}
+
+#[tokio::test]
+async fn g_cal_28_weekly_rules_with_byday_until_and_exdate_expand_as_rfc_5545_says() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    // Mondays and Wednesdays from Monday 2 March until 11 March (inclusive), 4 March
+    // excluded.
+    fake.seed_event(
+        "primary",
+        json!({"id": "fitness01", "summary": "Gym",
+               "start": {"dateTime": "2026-03-02T18:00:00", "timeZone": "Europe/Paris"},
+               "end": {"dateTime": "2026-03-02T19:00:00", "timeZone": "Europe/Paris"},
+               "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20260311T170000Z",
+                              "EXDATE;TZID=Europe/Paris:20260304T180000"]}),
+    );
+    let (_, items, _) = list_all(
+        &c,
+        &format!("{}?singleEvents=true&orderBy=startTime", events_url(&fake)),
+    )
+    .await;
+    let starts: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i["start"]["dateTime"].as_str())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "2026-03-02T18:00:00+01:00",
+            "2026-03-09T18:00:00+01:00",
+            "2026-03-11T18:00:00+01:00"
+        ]
+    );
+}

@@ -652,3 +652,96 @@ async fn g_ppl_21_unauthenticated_and_rate_limited_envelopes() {
         )
     );
 }
+
+#[tokio::test]
+async fn g_ppl_4_renamed_contacts_list_their_previous_resource_names() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    let old = fake.seed_contact(person("renamed"));
+    let query = "personFields=names,metadata&requestSyncToken=true";
+    let (_, _, token) = list_all(&c, &conn_url(&fake, query)).await;
+    let new = fake.rename_contact(&old);
+    assert_ne!(new, old);
+    // The old name is gone, without a tombstone; the person keeps its data.
+    let r = c
+        .get(&format!("{}/{old}?personFields=names", fake.people_url()))
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json,
+        rpc_error(404, "NOT_FOUND", "Requested entity was not found.")
+    );
+    let r = c
+        .get(&format!(
+            "{}/{new}?personFields=names,metadata",
+            fake.people_url()
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["names"][0]["givenName"], "renamed");
+    // "Populated only for people.connections.list requests that include a sync token".
+    assert!(r.json["metadata"].get("previousResourceNames").is_none());
+    let (_, items, _) = list_all(
+        &c,
+        &conn_url(
+            &fake,
+            &format!("{query}&syncToken={}", enc(&token.unwrap())),
+        ),
+    )
+    .await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["resourceName"], new.as_str());
+    assert_eq!(items[0]["metadata"]["previousResourceNames"], json!([old]));
+    assert!(items[0]["metadata"].get("deleted").is_none());
+    let (_, items, _) = list_all(&c, &conn_url(&fake, query)).await;
+    assert_eq!(items.len(), 1);
+    assert!(items[0]["metadata"].get("previousResourceNames").is_none());
+}
+
+#[tokio::test]
+async fn g_ppl_6_first_page_of_a_full_sync_has_its_own_quota() {
+    let fake = GoogleFake::start().await;
+    fake.set_paging(Paging {
+        max_items_per_page: Some(1),
+        empty_pages: false,
+    });
+    let c = Client::new(&fake);
+    fake.seed_contact(person("a"));
+    fake.seed_contact(person("b"));
+    let query = "personFields=names&requestSyncToken=true";
+    let first = c.get(&conn_url(&fake, query)).await;
+    assert_eq!(first.status, 200);
+    let page_two = format!(
+        "{}&pageToken={}",
+        conn_url(&fake, query),
+        first.json["nextPageToken"].as_str().unwrap()
+    );
+    fake.exhaust_full_sync_quota(1);
+    // Later pages of a full sync are not limited by that quota.
+    let r = c.get(&page_two).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = r.json["nextSyncToken"].as_str().unwrap().to_owned();
+    // Neither are incremental listings, nor listings that are no sync request.
+    let incremental = conn_url(&fake, &format!("{query}&syncToken={}", enc(&token)));
+    assert_eq!(c.get(&incremental).await.status, 200);
+    assert_eq!(
+        c.get(&conn_url(&fake, "personFields=names")).await.status,
+        200
+    );
+    // The first page of a full sync is: 429 RESOURCE_EXHAUSTED, google.rpc envelope.
+    let r = c.get(&conn_url(&fake, query)).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        r.json,
+        json!({"error": {"code": 429,
+            "message": "Resource has been exhausted (e.g. check quota).",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com"}]}})
+    );
+    assert!(r.headers.get("retry-after").is_none());
+    // Once: the next full sync goes through.
+    assert_eq!(c.get(&conn_url(&fake, query)).await.status, 200);
+    fake.exhaust_full_sync_quota(0);
+    assert_eq!(c.get(&conn_url(&fake, query)).await.status, 200);
+}
