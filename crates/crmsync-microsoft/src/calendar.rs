@@ -7,31 +7,43 @@
 //!   only left the window alike (`@removed` with reason `deleted`), so removals carry
 //!   [`RemovalReason::Unknown`] and the engine checks with [`RecordStore::get`]. Delta
 //!   updates may be partial: [`Upsert::sent`] names the fields present.
+//! - Series: calendarView lists occurrences and exceptions, not their series master
+//!   (MS-CAL-4). The occurrences of a page are grouped by `seriesMasterId` and reported
+//!   as **one** record, the series master read once (its `recurrence` as RRULE lines, its
+//!   exceptions in [`Recurrence::exceptions`](crmsync_core::model::Recurrence)), so a
+//!   series is never seen as many single events; the engine skips it while the policy
+//!   skips recurrence.
 //! - `create`: `POST …/events` with a `transactionId` derived from the link key (a
 //!   resent create returns the first event, MS-CAL-6) and the link key as a
 //!   single-value extended property; `find_by_link_key` filters on it.
 //! - `update`: `PATCH` of the requested fields only, with `If-Match` (MS-CAL-20);
 //!   `delete` with `If-Match`.
-//! - Colour (master categories) and recurrence are not mapped yet: they are left out of
-//!   the capabilities' fields, so the engine never expects them written.
+//! - `write_batch`: creates, updates and deletes as `$batch` requests of up to 20
+//!   ([`crate::batch`]); each answer is classified on its own (412
+//!   `PreconditionFailed`, 404 `NotFound`, …), throttled members are sent again.
+//! - Colour: written as a master category of ours in `categories`, next to the user's
+//!   own categories ([`crate::categories`]); the master categories are listed once per
+//!   store and created when missing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use crmsync_core::model::{Event, EventField};
-use crmsync_core::record::Field;
+use crmsync_core::model::{Event, EventField, Recurrence};
+use crmsync_core::record::{Field, Record};
 use crmsync_core::{
     CalendarStore, Capabilities, ChangePage, ChangesRequest, CollectionId, CollectionInfo,
     Continuation, Cursor, Error, ErrorKind, ItemId, LinkKey, PageToken, RecordStore, Removal,
-    RemovalReason, Result, Stored, Unreadable, Upsert, Version,
+    RemovalReason, Result, Stored, Unreadable, Upsert, Version, WriteOp, WriteOutcome,
 };
 use crmsync_http::ApiRequest;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::batch::{BatchAnswer, BatchRequest, MAX_BATCH};
+use crate::categories::{self, MasterCategories, OurCategory};
 use crate::client::MicrosoftClient;
 use crate::mapping::{event_from_graph, event_to_graph, fields_present};
 
@@ -45,6 +57,9 @@ pub const MAX_PAGE_SIZE: usize = 100;
 /// The window listed when the engine gives none: calendarView delta requires one.
 const DEFAULT_WINDOW_DAYS: i64 = 365;
 
+/// An event's `categories` as read, with the version they were read at.
+type SeenCategories = (Version, Vec<String>);
+
 /// The account's Outlook calendars and events, for the sync engine. Cheap to clone.
 #[derive(Clone)]
 pub struct GraphCalendar {
@@ -54,6 +69,11 @@ pub struct GraphCalendar {
     /// Link keys of the events this store created: their echo in the next delta needs
     /// no second request to read the link key.
     created: Arc<Mutex<HashMap<ItemId, LinkKey>>>,
+    /// The `categories` of events as last read, with the version read: an update of the
+    /// colour keeps the user's own categories without reading the event again.
+    seen_categories: Arc<Mutex<HashMap<ItemId, SeenCategories>>>,
+    /// The mailbox's master categories (listed once, created when missing).
+    masters: MasterCategories,
 }
 
 impl fmt::Debug for GraphCalendar {
@@ -90,13 +110,37 @@ fn transaction_id(link_key: &LinkKey) -> String {
     format!("{TRANSACTION_PREFIX}{hex}")
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The series an item of a calendarView belongs to: its `seriesMasterId` (an occurrence
+/// or an exception), or its own id for a series master.
+fn series_of(item: &Value) -> Option<String> {
+    if let Some(master) = item.get("seriesMasterId").and_then(Value::as_str) {
+        return Some(master.to_owned());
+    }
+    match item.get("type").and_then(Value::as_str) {
+        Some("seriesMaster") => item.get("id").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// A write of a batch, ready to send, or settled without sending.
+enum Prepared {
+    Send(BatchRequest),
+    Done(Result<WriteOutcome<Event>>),
+}
+
 impl GraphCalendar {
     /// The calendars and events of `client`'s mailbox.
     pub fn new(client: MicrosoftClient) -> Self {
         GraphCalendar {
+            masters: MasterCategories::new(client.clone()),
             client,
             configured: Arc::new(Mutex::new(None)),
             created: Arc::new(Mutex::new(HashMap::new())),
+            seen_categories: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -105,10 +149,10 @@ impl GraphCalendar {
     /// mailbox's default calendar when none is named. Found once, then kept.
     ///
     /// # Errors
-    /// [`ErrorKind::CalendarNotFound`] or [`ErrorKind::NoCalendars`], with their remedies;
-    /// the listing's errors.
+    /// [`ErrorKind::CalendarNotFound`], [`ErrorKind::CalendarNameMissing`] (a blank name)
+    /// or [`ErrorKind::NoCalendars`], with their remedies; the listing's errors.
     pub async fn configured_calendar(&self) -> Result<CollectionInfo> {
-        if let Some(found) = self.configured.lock().ok().and_then(|c| c.clone()) {
+        if let Some(found) = lock(&self.configured).clone() {
             return Ok(found);
         }
         let found = match &self.client.config().calendar_name {
@@ -126,9 +170,7 @@ impl GraphCalendar {
                 }
             }
         };
-        if let Ok(mut cached) = self.configured.lock() {
-            *cached = Some(found.clone());
-        }
+        *lock(&self.configured) = Some(found.clone());
         Ok(found)
     }
 
@@ -138,12 +180,21 @@ impl GraphCalendar {
     }
 
     fn events_url(&self, collection: &CollectionId) -> Url {
-        self.client
-            .url(["me", "calendars", collection.as_str(), "events"])
+        let mut url = self
+            .client
+            .url(["me", "calendars", collection.as_str(), "events"]);
+        url.query_pairs_mut().append_pair("$expand", &expand_link());
+        url
     }
 
     fn event_url(&self, id: &ItemId) -> Url {
         self.client.url(["me", "events", id.as_str()])
+    }
+
+    fn event_url_expanded(&self, id: &ItemId) -> Url {
+        let mut url = self.event_url(id);
+        url.query_pairs_mut().append_pair("$expand", &expand_link());
+        url
     }
 
     /// The stored form of a full Graph event.
@@ -151,7 +202,7 @@ impl GraphCalendar {
         let id = value
             .get("id")
             .and_then(Value::as_str)
-            .ok_or_else(|| provider("an event without an id"))?;
+            .ok_or_else(|| Error::invalid_record(None, "a Graph event without an id"))?;
         let version = value
             .get("@odata.etag")
             .and_then(Value::as_str)
@@ -177,11 +228,24 @@ impl GraphCalendar {
         })
     }
 
+    /// [`GraphCalendar::stored`], remembering the event's categories at its version.
+    fn read(&self, value: &Value) -> Result<Stored<Event>> {
+        let stored = Self::stored(value)?;
+        if value.get("categories").is_some() {
+            lock(&self.seen_categories).insert(
+                stored.id.clone(),
+                (stored.version.clone(), categories::of_event(value)),
+            );
+        }
+        Ok(stored)
+    }
+
     fn capabilities_literal() -> Capabilities {
         let mut caps = Capabilities::unlimited("microsoft");
+        // calendarView delta with a deltaLink (MS-CAL-13..17).
         caps.incremental = true;
-        // Writes go one by one for now ($batch is not used yet).
-        caps.max_batch = 1;
+        // JSON batching: at most 20 requests per `$batch` (MS-GEN-1).
+        caps.max_batch = MAX_BATCH;
         // `Prefer: odata.maxpagesize` is honoured up to Graph's own page limits.
         caps.max_page_size = Some(MAX_PAGE_SIZE);
         caps.fields = Some(
@@ -191,6 +255,7 @@ impl GraphCalendar {
                 EventField::Period,
                 EventField::Private,
                 EventField::Reminder,
+                EventField::Colour,
                 EventField::Description,
                 EventField::Status,
             ]
@@ -199,10 +264,209 @@ impl GraphCalendar {
             .collect(),
         );
         // One reminder per event: `isReminderOn` and `reminderMinutesBeforeStart`
-        // (Graph v1.0 `event` resource).
+        // (Graph v1.0 `event` resource, MS-CAL-5/7).
         caps.max_reminders = Some(1);
+        // Colours are master categories with one of 25 presets (`categoryColor`,
+        // MS-CAL-21): colours snap to the nearest preset.
+        caps.palette = Some(categories::palette());
         caps.link_keys = true;
         caps
+    }
+
+    /// Our category of `record`, created in the master list when missing.
+    async fn ensure_category(&self, record: &Event) -> Result<Option<OurCategory>> {
+        let ours = categories::category_for(record.colour, record.category.as_deref());
+        if let Some(ours) = &ours {
+            self.masters.ensure(ours).await?;
+        }
+        Ok(ours)
+    }
+
+    /// The event's current categories, as seen at `expected`, or read now.
+    async fn current_categories(&self, id: &ItemId, expected: &Version) -> Result<Vec<String>> {
+        if let Some((version, seen)) = lock(&self.seen_categories).get(id)
+            && version == expected
+        {
+            return Ok(seen.clone());
+        }
+        let value = self
+            .client
+            .get_json(self.event_url(id), "reading an event's categories")
+            .await?;
+        Ok(categories::of_event(&value))
+    }
+
+    /// The body of a create.
+    async fn create_body(&self, record: &Event, link_key: &LinkKey) -> Result<Value> {
+        record.validate()?;
+        let fields: BTreeSet<EventField> = <EventField as Field>::ALL.iter().copied().collect();
+        let mut body = event_to_graph(record, &fields);
+        if let Some(ours) = self.ensure_category(record).await? {
+            body.insert("categories".into(), json!([ours.display_name]));
+        }
+        body.insert("transactionId".into(), json!(transaction_id(link_key)));
+        body.insert(
+            "singleValueExtendedProperties".into(),
+            json!([{"id": LINK_PROPERTY, "value": link_key.as_str()}]),
+        );
+        Ok(Value::Object(body))
+    }
+
+    /// The body of an update of `fields`.
+    async fn update_body(
+        &self,
+        id: &ItemId,
+        expected: &Version,
+        record: &Event,
+        fields: &BTreeSet<EventField>,
+    ) -> Result<Map<String, Value>> {
+        record.validate()?;
+        let mut body = event_to_graph(record, fields);
+        if fields.contains(&EventField::Colour) {
+            let ours = self.ensure_category(record).await?;
+            let current = self.current_categories(id, expected).await?;
+            body.insert(
+                "categories".into(),
+                json!(categories::merge(&current, ours.as_ref())),
+            );
+        }
+        Ok(body)
+    }
+
+    fn remember_created(&self, stored: &mut Stored<Event>, link_key: &LinkKey) {
+        stored.link_key.get_or_insert_with(|| link_key.clone());
+        lock(&self.created).insert(stored.id.clone(), link_key.clone());
+    }
+
+    /// A series: its master as one record, with the exceptions seen in `members`.
+    async fn series_upsert(
+        &self,
+        collection: &CollectionId,
+        master: &ItemId,
+        members: &[Value],
+    ) -> Result<Option<Upsert<Event>>> {
+        let Some(mut stored) = self.get(collection, master).await? else {
+            return Ok(None);
+        };
+        let recurrence = stored
+            .record
+            .recurrence
+            .get_or_insert_with(Recurrence::default);
+        recurrence.exceptions = members
+            .iter()
+            .filter(|m| m.get("type").and_then(Value::as_str) == Some("exception"))
+            .cloned()
+            .collect();
+        if recurrence.rules.is_empty() && recurrence.exceptions.is_empty() {
+            // A master without a readable rule still stands for a series.
+            recurrence.rules.push("X-GRAPH-RECURRENCE:unknown".into());
+        }
+        Ok(Some(Upsert {
+            item: stored,
+            sent: None,
+            modified: None,
+        }))
+    }
+
+    /// Prepares one write of a batch: its request, or its outcome when it cannot be sent
+    /// (an invalid record, a failed category lookup).
+    async fn prepare(&self, collection: &CollectionId, op: &WriteOp<Event>) -> Prepared {
+        let prepared = match op {
+            WriteOp::Create { record, link_key } => {
+                self.create_body(record, link_key)
+                    .await
+                    .map(|body| BatchRequest {
+                        method: "POST",
+                        url: self.events_url(collection),
+                        if_match: None,
+                        body: Some(body),
+                    })
+            }
+            WriteOp::Update {
+                id,
+                expected,
+                record,
+                fields,
+            } => self
+                .update_body(id, expected, record, fields)
+                .await
+                .map(|body| BatchRequest {
+                    method: "PATCH",
+                    url: self.event_url_expanded(id),
+                    if_match: Some(expected.as_str().to_owned()),
+                    body: Some(Value::Object(body)),
+                }),
+            WriteOp::Delete { id, expected } => Ok(BatchRequest {
+                method: "DELETE",
+                url: self.event_url(id),
+                if_match: Some(expected.as_str().to_owned()),
+                body: None,
+            }),
+        };
+        match prepared {
+            Ok(request) => Prepared::Send(request),
+            Err(e) => Prepared::Done(Err(e)),
+        }
+    }
+
+    /// The outcome of a write from its batch answer.
+    fn outcome(&self, op: &WriteOp<Event>, answer: &BatchAnswer) -> Result<WriteOutcome<Event>> {
+        let what = match op {
+            WriteOp::Create { .. } => "creating an event",
+            WriteOp::Update { .. } => "updating an event",
+            WriteOp::Delete { .. } => "deleting an event",
+        };
+        if !answer.is_success() {
+            return Err(answer.error(what));
+        }
+        match op {
+            WriteOp::Delete { .. } => Ok(WriteOutcome::Deleted),
+            WriteOp::Create { link_key, .. } => {
+                let mut stored = self.read(&answer.body)?;
+                self.remember_created(&mut stored, link_key);
+                Ok(WriteOutcome::Written(stored))
+            }
+            WriteOp::Update { .. } => self.read(&answer.body).map(WriteOutcome::Written),
+        }
+    }
+
+    /// One `$batch` of at most [`MAX_BATCH`] writes.
+    async fn write_chunk(
+        &self,
+        collection: &CollectionId,
+        ops: Vec<WriteOp<Event>>,
+    ) -> Vec<Result<WriteOutcome<Event>>> {
+        let mut results: Vec<Option<Result<WriteOutcome<Event>>>> = Vec::with_capacity(ops.len());
+        let mut requests = Vec::new();
+        let mut sent = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            match self.prepare(collection, op).await {
+                Prepared::Done(result) => results.push(Some(result)),
+                Prepared::Send(request) => {
+                    results.push(None);
+                    requests.push(request);
+                    sent.push(i);
+                }
+            }
+        }
+        if !requests.is_empty() {
+            match self.client.batch(requests).await {
+                Ok(answers) => {
+                    for (answer, &i) in answers.iter().zip(&sent) {
+                        results[i] = Some(self.outcome(&ops[i], answer));
+                    }
+                }
+                Err(e) => {
+                    for &i in &sent {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(provider("a write of the batch got no outcome"))))
+            .collect()
     }
 }
 
@@ -266,12 +530,17 @@ impl RecordStore<Event> for GraphCalendar {
             unreadable: Vec::new(),
             next: Continuation::Done(Cursor::new("pending")?),
         };
-        for item in body
-            .get("value")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        let all_fields = Self::capabilities_literal().fields.map_or(0, |f| f.len());
+        // Occurrences and exceptions, by series master, in the order first seen.
+        let mut series: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut series_order: Vec<String> = Vec::new();
+        let items = match body.get("value") {
+            Some(Value::Array(items)) => items.as_slice(),
+            _ => {
+                return Err(provider("a calendarView delta page without a `value` list"));
+            }
+        };
+        for item in items {
             let id = item
                 .get("id")
                 .and_then(Value::as_str)
@@ -287,6 +556,13 @@ impl RecordStore<Event> for GraphCalendar {
                     continue;
                 }
             };
+            if !item.is_object() {
+                page.unreadable.push(Unreadable {
+                    id: Some(id),
+                    error: Error::invalid_record(None, "a delta item that is not an object"),
+                });
+                continue;
+            }
             if item.get("@removed").is_some() {
                 // Graph says `deleted` both for deletions and for events that only left
                 // the window: the engine checks with `get`.
@@ -296,8 +572,43 @@ impl RecordStore<Event> for GraphCalendar {
                 });
                 continue;
             }
+            let mut master = series_of(item);
+            if master.is_none()
+                && matches!(
+                    item.get("type").and_then(Value::as_str),
+                    Some("occurrence" | "exception")
+                )
+            {
+                // An occurrence that does not say its series: read it whole.
+                match self.get(collection, &id).await {
+                    Ok(Some(whole)) => master = whole.record.series_id,
+                    Ok(None) => {}
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(_) => {}
+                }
+                if master.is_none() {
+                    page.unreadable.push(Unreadable {
+                        id: Some(id),
+                        error: Error::invalid_record(
+                            None,
+                            "an occurrence of a series without its seriesMasterId",
+                        ),
+                    });
+                    continue;
+                }
+            }
+            if let Some(master) = master {
+                if !series.contains_key(&master) {
+                    series_order.push(master.clone());
+                }
+                let members = series.entry(master.clone()).or_default();
+                if master != id.as_str() {
+                    members.push(item.clone());
+                }
+                continue;
+            }
             let sent = fields_present(item);
-            let partial = sent.len() < Self::capabilities_literal().fields.map_or(0, |f| f.len());
+            let partial = sent.len() < all_fields;
             let period_half = (item.get("start").is_some() || item.get("end").is_some())
                 && !sent.contains(&EventField::Period);
             // Delta cannot expand extended properties: a full object that may carry a
@@ -309,11 +620,7 @@ impl RecordStore<Event> for GraphCalendar {
                     Some(_) => false,
                     None => true,
                 };
-            let known_link = self
-                .created
-                .lock()
-                .ok()
-                .and_then(|created| created.get(&id).cloned());
+            let known_link = lock(&self.created).get(&id).cloned();
             let read = if period_half || (may_carry_link && known_link.is_none()) {
                 match self.get(collection, &id).await {
                     Ok(Some(stored)) => Ok(Upsert {
@@ -332,7 +639,7 @@ impl RecordStore<Event> for GraphCalendar {
                     Err(e) => Err(e),
                 }
             } else {
-                Self::stored(item).map(|mut stored| {
+                self.read(item).map(|mut stored| {
                     if stored.link_key.is_none() {
                         stored.link_key = known_link;
                     }
@@ -345,6 +652,28 @@ impl RecordStore<Event> for GraphCalendar {
             };
             match read {
                 Ok(upsert) => page.upserts.push(upsert),
+                Err(error) => page.unreadable.push(Unreadable {
+                    id: Some(id),
+                    error,
+                }),
+            }
+        }
+        for master in series_order {
+            let members = series.remove(&master).unwrap_or_default();
+            let id = match ItemId::new(master) {
+                Ok(id) => id,
+                Err(error) => {
+                    page.unreadable.push(Unreadable { id: None, error });
+                    continue;
+                }
+            };
+            match self.series_upsert(collection, &id, &members).await {
+                Ok(Some(upsert)) => page.upserts.push(upsert),
+                Ok(None) => page.removals.push(Removal {
+                    id,
+                    reason: RemovalReason::Unknown,
+                }),
+                Err(e) if e.is_retryable() => return Err(e),
                 Err(error) => page.unreadable.push(Unreadable {
                     id: Some(id),
                     error,
@@ -365,10 +694,12 @@ impl RecordStore<Event> for GraphCalendar {
     }
 
     async fn get(&self, _collection: &CollectionId, id: &ItemId) -> Result<Option<Stored<Event>>> {
-        let mut url = self.event_url(id);
-        url.query_pairs_mut().append_pair("$expand", &expand_link());
-        match self.client.get_json(url, "reading an event").await {
-            Ok(value) => Self::stored(&value).map(Some),
+        match self
+            .client
+            .get_json(self.event_url_expanded(id), "reading an event")
+            .await
+        {
+            Ok(value) => self.read(&value).map(Some),
             Err(e) if e.kind() == &ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -380,24 +711,15 @@ impl RecordStore<Event> for GraphCalendar {
         record: &Event,
         link_key: &LinkKey,
     ) -> Result<Stored<Event>> {
-        let fields: BTreeSet<EventField> = <EventField as Field>::ALL.iter().copied().collect();
-        let mut body = event_to_graph(record, &fields);
-        body.insert("transactionId".into(), json!(transaction_id(link_key)));
-        body.insert(
-            "singleValueExtendedProperties".into(),
-            json!([{"id": LINK_PROPERTY, "value": link_key.as_str()}]),
-        );
-        let mut url = self.events_url(collection);
-        url.query_pairs_mut().append_pair("$expand", &expand_link());
+        let body = self.create_body(record, link_key).await?;
         // The transactionId makes a resent create return the first event.
-        let request = ApiRequest::post(url).json(&body)?.idempotent(true);
+        let request = ApiRequest::post(self.events_url(collection))
+            .json(&body)?
+            .idempotent(true);
         let response = self.client.send(request, &[], "creating an event").await?;
         let value: Value = crmsync_http::parse_json(&response)?;
-        let mut stored = Self::stored(&value)?;
-        stored.link_key.get_or_insert_with(|| link_key.clone());
-        if let Ok(mut created) = self.created.lock() {
-            created.insert(stored.id.clone(), link_key.clone());
-        }
+        let mut stored = self.read(&value)?;
+        self.remember_created(&mut stored, link_key);
         Ok(stored)
     }
 
@@ -409,15 +731,13 @@ impl RecordStore<Event> for GraphCalendar {
         record: &Event,
         fields: &BTreeSet<EventField>,
     ) -> Result<Stored<Event>> {
-        let body = event_to_graph(record, fields);
-        let mut url = self.event_url(id);
-        url.query_pairs_mut().append_pair("$expand", &expand_link());
-        let request = ApiRequest::patch(url)
+        let body = self.update_body(id, expected, record, fields).await?;
+        let request = ApiRequest::patch(self.event_url_expanded(id))
             .header("If-Match", expected.as_str())?
             .json(&body)?;
         let response = self.client.send(request, &[], "updating an event").await?;
         let value: Value = crmsync_http::parse_json(&response)?;
-        Self::stored(&value)
+        self.read(&value)
     }
 
     async fn delete(
@@ -444,9 +764,7 @@ impl RecordStore<Event> for GraphCalendar {
             "singleValueExtendedProperties/any(ep: ep/id eq '{LINK_PROPERTY}' and ep/value eq '{key}')"
         );
         let mut url = self.events_url(collection);
-        url.query_pairs_mut()
-            .append_pair("$filter", &filter)
-            .append_pair("$expand", &expand_link());
+        url.query_pairs_mut().append_pair("$filter", &filter);
         let value = self
             .client
             .get_json(url, "finding an event by its link key")
@@ -456,41 +774,60 @@ impl RecordStore<Event> for GraphCalendar {
             .and_then(Value::as_array)
             .and_then(|v| v.first())
         {
-            Some(first) => Self::stored(first).map(Some),
+            Some(first) => self.read(first).map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn write_batch(
+        &self,
+        collection: &CollectionId,
+        ops: Vec<WriteOp<Event>>,
+    ) -> Vec<Result<WriteOutcome<Event>>> {
+        let mut results = Vec::with_capacity(ops.len());
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let chunk: Vec<WriteOp<Event>> = ops.by_ref().take(MAX_BATCH).collect();
+            results.extend(self.write_chunk(collection, chunk).await);
+        }
+        results
     }
 }
 
 #[async_trait]
 impl CalendarStore for GraphCalendar {
     async fn calendars(&self) -> Result<Vec<CollectionInfo>> {
-        let value = self
-            .client
-            .get_json(self.client.url(["me", "calendars"]), "listing calendars")
-            .await?;
         let mut out = Vec::new();
-        for c in value
-            .get("value")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let (Some(id), Some(name)) = (
-                c.get("id").and_then(Value::as_str),
-                c.get("name").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            out.push(CollectionInfo {
-                id: CollectionId::new(id)?,
-                name: name.to_owned(),
-                writable: c.get("canEdit").and_then(Value::as_bool).unwrap_or(true),
-                primary: c
-                    .get("isDefaultCalendar")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-            });
+        let mut next = Some(self.client.url(["me", "calendars"]));
+        while let Some(url) = next.take() {
+            let value = self.client.get_json(url, "listing calendars").await?;
+            for c in value
+                .get("value")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(id), Some(name)) = (
+                    c.get("id").and_then(Value::as_str),
+                    c.get("name").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                out.push(CollectionInfo {
+                    id: CollectionId::new(id)?,
+                    name: name.to_owned(),
+                    writable: c.get("canEdit").and_then(Value::as_bool).unwrap_or(true),
+                    primary: c
+                        .get("isDefaultCalendar")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                });
+            }
+            // MS-CAL-1: follow @odata.nextLink.
+            next = value
+                .get("@odata.nextLink")
+                .and_then(Value::as_str)
+                .and_then(|l| Url::parse(l).ok());
         }
         Ok(out)
     }

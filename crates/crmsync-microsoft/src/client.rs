@@ -98,6 +98,11 @@ impl MicrosoftClient {
         &self.inner.auth
     }
 
+    /// The HTTP client requests go through (its retry policy decides `$batch` retries).
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.inner.http
+    }
+
     /// The URL of these path segments under the Graph base, each percent-encoded
     /// (`["me", "events", id]`).
     pub fn url<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> Url {

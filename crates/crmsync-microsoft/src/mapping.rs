@@ -7,13 +7,16 @@
 //! (`isReminderOn`, `reminderMinutesBeforeStart`); `sensitivity` `private` or `normal`;
 //! `showAs` `tentative` for a tentative event, `isCancelled` for a cancelled one; the body
 //! written as text and read back as text (HTML converted by
-//! [`crmsync_core::normalize::text`]).
+//! [`crmsync_core::normalize::text`]). The colour and category are read from the
+//! `categories` of ours ([`crate::categories`]); writing them needs the event's current
+//! categories, so the store does it. A series master's `recurrence` reads as RRULE lines
+//! ([`recurrence_from_graph`]); an occurrence or exception carries its `seriesMasterId`.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
-use crmsync_core::model::{Event, EventField, EventStatus, Period, Zone};
+use crmsync_core::model::{Event, EventField, EventStatus, Period, Recurrence, Zone};
 use crmsync_core::{Error, Result};
 use serde_json::{Map, Value, json};
 use windows_timezones::WindowsTimezone;
@@ -171,6 +174,12 @@ pub fn fields_present(value: &Value) -> BTreeSet<EventField> {
     if has("body") {
         fields.insert(EventField::Description);
     }
+    if has("categories") {
+        fields.insert(EventField::Colour);
+    }
+    if has("recurrence") {
+        fields.insert(EventField::Recurrence);
+    }
     if has("showAs") || has("isCancelled") {
         fields.insert(EventField::Status);
     }
@@ -230,6 +239,10 @@ pub fn event_from_graph(value: &Value) -> Result<Event> {
     } else {
         EventStatus::Confirmed
     };
+    let (colour, category) = crate::categories::read(&crate::categories::of_event(value));
+    event.colour = colour;
+    event.category = category;
+    event.recurrence = recurrence_from_graph(value);
     event.series_id = value
         .get("seriesMasterId")
         .and_then(Value::as_str)
@@ -241,9 +254,10 @@ pub fn event_from_graph(value: &Value) -> Result<Event> {
     Ok(event)
 }
 
-/// The Graph properties of `fields` of an event (all of them for a create). Colour and
-/// recurrence are not written (not in the store's capabilities); a cancelled status is
-/// written as busy, since `isCancelled` is read-only (cancel by deleting).
+/// The Graph properties of `fields` of an event (all of them for a create). Colour
+/// (`categories`, merged with the event's current ones by the store) and recurrence (not
+/// in the store's capabilities) are not written here; a cancelled status is written as
+/// busy, since `isCancelled` is read-only (cancel by deleting).
 pub fn event_to_graph(event: &Event, fields: &BTreeSet<EventField>) -> Map<String, Value> {
     let mut out = Map::new();
     for field in fields {
@@ -287,6 +301,111 @@ pub fn event_to_graph(event: &Event, fields: &BTreeSet<EventField>) -> Map<Strin
     out
 }
 
+/// The RRULE day of a Graph `dayOfWeek`.
+fn rrule_day(day: &str) -> Option<&'static str> {
+    Some(match day.to_ascii_lowercase().as_str() {
+        "monday" => "MO",
+        "tuesday" => "TU",
+        "wednesday" => "WE",
+        "thursday" => "TH",
+        "friday" => "FR",
+        "saturday" => "SA",
+        "sunday" => "SU",
+        _ => return None,
+    })
+}
+
+/// The recurrence of a series master (`recurrence`, a `patternedRecurrence`, MS-CAL-12)
+/// as one RRULE line; `None` for an event that is not a series master. A pattern this
+/// conversion does not know is kept as an `X-GRAPH-RECURRENCE` line holding its JSON, so
+/// the event still reads as recurring.
+pub fn recurrence_from_graph(value: &Value) -> Option<Recurrence> {
+    let recurrence = value.get("recurrence").filter(|r| r.is_object())?;
+    let rule = rrule_of(recurrence).unwrap_or_else(|| format!("X-GRAPH-RECURRENCE:{recurrence}"));
+    Some(Recurrence {
+        rules: vec![rule],
+        exceptions: Vec::new(),
+    })
+}
+
+fn rrule_of(recurrence: &Value) -> Option<String> {
+    let pattern = recurrence.get("pattern")?;
+    let range = recurrence.get("range");
+    let interval = pattern.get("interval").and_then(Value::as_u64).unwrap_or(1);
+    let days: Option<Vec<&str>> = pattern
+        .get("daysOfWeek")
+        .and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .filter_map(Value::as_str)
+                .filter_map(rrule_day)
+                .collect()
+        });
+    let index = match pattern
+        .get("index")
+        .and_then(Value::as_str)
+        .unwrap_or("first")
+    {
+        "first" => "1",
+        "second" => "2",
+        "third" => "3",
+        "fourth" => "4",
+        "last" => "-1",
+        _ => return None,
+    };
+    let number = |k: &str| pattern.get(k).and_then(Value::as_u64);
+    let relative_days = || -> Option<String> {
+        let days = days.as_ref().filter(|d| !d.is_empty())?;
+        Some(
+            days.iter()
+                .map(|d| format!("{index}{d}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    };
+    let mut rule = match pattern.get("type").and_then(Value::as_str)? {
+        "daily" => format!("RRULE:FREQ=DAILY;INTERVAL={interval}"),
+        "weekly" => {
+            let days = days.as_ref().filter(|d| !d.is_empty())?.join(",");
+            format!("RRULE:FREQ=WEEKLY;INTERVAL={interval};BYDAY={days}")
+        }
+        "absoluteMonthly" => format!(
+            "RRULE:FREQ=MONTHLY;INTERVAL={interval};BYMONTHDAY={}",
+            number("dayOfMonth")?
+        ),
+        "relativeMonthly" => {
+            format!(
+                "RRULE:FREQ=MONTHLY;INTERVAL={interval};BYDAY={}",
+                relative_days()?
+            )
+        }
+        "absoluteYearly" => format!(
+            "RRULE:FREQ=YEARLY;INTERVAL={interval};BYMONTH={};BYMONTHDAY={}",
+            number("month")?,
+            number("dayOfMonth")?
+        ),
+        "relativeYearly" => format!(
+            "RRULE:FREQ=YEARLY;INTERVAL={interval};BYMONTH={};BYDAY={}",
+            number("month")?,
+            relative_days()?
+        ),
+        _ => return None,
+    };
+    match range.and_then(|r| r.get("type")).and_then(Value::as_str) {
+        Some("endDate") => {
+            let end = range?.get("endDate").and_then(Value::as_str)?;
+            let end = NaiveDate::parse_from_str(end, "%Y-%m-%d").ok()?;
+            rule.push_str(&format!(";UNTIL={}", end.format("%Y%m%d")));
+        }
+        Some("numbered") => {
+            let count = range?.get("numberOfOccurrences").and_then(Value::as_u64)?;
+            rule.push_str(&format!(";COUNT={count}"));
+        }
+        _ => {}
+    }
+    Some(rule)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +434,70 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn patterned_recurrences_read_as_rrules() {
+        let weekly = json!({"recurrence": {
+            "pattern": {"type": "weekly", "interval": 2, "daysOfWeek": ["monday", "thursday"], "firstDayOfWeek": "sunday"},
+            "range": {"type": "numbered", "startDate": "2026-06-01", "numberOfOccurrences": 10},
+        }});
+        assert_eq!(
+            recurrence_from_graph(&weekly).unwrap().rules,
+            vec!["RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH;COUNT=10"]
+        );
+        let monthly = json!({"recurrence": {
+            "pattern": {"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["friday"], "index": "last"},
+            "range": {"type": "endDate", "startDate": "2026-06-01", "endDate": "2026-12-31"},
+        }});
+        assert_eq!(
+            recurrence_from_graph(&monthly).unwrap().rules,
+            vec!["RRULE:FREQ=MONTHLY;INTERVAL=1;BYDAY=-1FR;UNTIL=20261231"]
+        );
+        let odd = json!({"recurrence": {"pattern": {"type": "hourly"}}});
+        assert!(recurrence_from_graph(&odd).unwrap().rules[0].starts_with("X-GRAPH-RECURRENCE:"));
+        assert_eq!(recurrence_from_graph(&json!({"recurrence": null})), None);
+    }
+
+    #[test]
+    fn reminder_privacy_and_colour_are_read_and_written() {
+        let wire = json!({
+            "subject": "Review",
+            "start": {"dateTime": "2026-01-05T00:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-01-06T00:00:00.0000000", "timeZone": "UTC"},
+            "isAllDay": true,
+            "isReminderOn": true,
+            "reminderMinutesBeforeStart": 1440,
+            "sensitivity": "private",
+            "categories": ["Red category", "crmsync Dark blue"],
+        });
+        let event = event_from_graph(&wire).unwrap();
+        assert!(event.private);
+        assert_eq!(event.reminder_minutes, Some(1440));
+        assert_eq!(event.colour, Some(crate::categories::PRESETS[22].1));
+        assert!(event.period.is_all_day());
+        let fields: BTreeSet<EventField> = [
+            EventField::Reminder,
+            EventField::Private,
+            EventField::Period,
+        ]
+        .into_iter()
+        .collect();
+        let out = event_to_graph(&event, &fields);
+        assert_eq!(out["isReminderOn"], true);
+        assert_eq!(out["reminderMinutesBeforeStart"], 1440);
+        assert_eq!(out["sensitivity"], "private");
+        assert_eq!(out["start"]["dateTime"], "2026-01-05T00:00:00");
+        assert_eq!(out["end"]["dateTime"], "2026-01-06T00:00:00");
+        let mut off = event.clone();
+        off.reminder_minutes = None;
+        off.private = false;
+        let out = event_to_graph(&off, &fields);
+        assert_eq!(out["isReminderOn"], false);
+        assert!(out.get("reminderMinutesBeforeStart").is_none());
+        assert_eq!(out["sensitivity"], "normal");
+        let off_wire = json!({"isReminderOn": false, "reminderMinutesBeforeStart": 15});
+        assert_eq!(event_from_graph(&off_wire).unwrap().reminder_minutes, None);
     }
 
     #[test]

@@ -442,3 +442,357 @@ async fn sentinel_tokens_never_show_in_recorded_urls_or_reports() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_series_and_its_exception_are_one_skipped_record_never_copied() {
+    let w = World::new().await;
+    w.first_sync().await;
+    // A weekly series in the window, with one occurrence moved (an exception) and one
+    // cancelled, as the user would make them in Outlook.
+    let master = w.s.fake.seed_event(
+        w.calendar_id.as_str(),
+        json!({"subject": "Team standup",
+               "start": {"dateTime": "2026-06-16T07:00:00", "timeZone": "UTC"},
+               "end": {"dateTime": "2026-06-16T07:15:00", "timeZone": "UTC"},
+               "recurrence": {
+                   "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["tuesday"]},
+                   "range": {"type": "numbered", "startDate": "2026-06-16", "numberOfOccurrences": 8}}}),
+    );
+    let master_id = master["id"].as_str().unwrap().to_owned();
+    let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    assert!(w.s.fake.edit_occurrence(
+        &master_id,
+        day(6, 23),
+        json!({"subject": "Team standup (long)",
+               "end": {"dateTime": "2026-06-23T08:00:00", "timeZone": "UTC"}})
+    ));
+    assert!(w.s.fake.cancel_occurrence(&master_id, day(6, 30)));
+    let report = w.sync().await;
+    assert_eq!(report.crm.created, 0, "{report}");
+    let skipped: Vec<_> = report
+        .skipped
+        .iter()
+        .filter(|s| s.reason == crmsync_core::engine::SkipReason::Recurring)
+        .collect();
+    assert_eq!(
+        skipped.len(),
+        1,
+        "one record for the whole series: {report}"
+    );
+    assert_eq!(
+        w.s.fake.immutable_id(&skipped[0].id),
+        w.s.fake.immutable_id(&master_id)
+    );
+    // The series' master was read once, and the CRM holds no piece of it.
+    assert!(
+        w.crm
+            .get_all(&w.crm_col)
+            .unwrap()
+            .iter()
+            .all(|s| !s.record.title.starts_with("Team standup"))
+    );
+    // The store reports it as recurring, with its rule and its exception.
+    let store = GraphCalendar::new(w.s.client());
+    let page = crmsync_core::RecordStoreExt::changes_to_end(
+        &store,
+        &w.calendar_id,
+        None,
+        Some(crmsync_core::Window::new(now(), now() + chrono::Duration::days(60)).unwrap()),
+    )
+    .await
+    .unwrap();
+    let series: Vec<_> = page
+        .upserts
+        .iter()
+        .filter(|u| u.item.record.title.starts_with("Team standup"))
+        .collect();
+    assert_eq!(series.len(), 1);
+    let recurrence = series[0].item.record.recurrence.clone().unwrap();
+    assert_eq!(
+        recurrence.rules,
+        ["RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU;COUNT=8"]
+    );
+    assert_eq!(recurrence.exceptions.len(), 1);
+    assert!(crmsync_core::Record::is_recurring(&series[0].item.record));
+    // Another edit of one occurrence: still one skipped record, nothing copied.
+    w.s.fake.edit_occurrence(
+        &master_id,
+        day(7, 7),
+        json!({"subject": "Team standup (remote)"}),
+    );
+    let report = w.sync().await;
+    assert_eq!(report.crm.created + report.crm.updated, 0, "{report}");
+    assert_eq!(report.skipped.len(), 1, "{report}");
+    assert_eq!(w.crm.get_all(&w.crm_col).unwrap().len(), 5);
+    assert_eq!(
+        w.graph_events().len(),
+        6,
+        "five singles and the series master"
+    );
+}
+
+/// The Graph store, whose delta rounds expire after their first page (tenant maintenance in
+/// the middle of a run, MS-CAL-17).
+#[derive(Debug)]
+struct ExpiresBetweenPages {
+    inner: Arc<GraphCalendar>,
+    fake: Arc<crmsync_testkit::graph::GraphFake>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl RecordStore<Event> for ExpiresBetweenPages {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn collections(&self) -> Result<Vec<CollectionInfo>> {
+        self.inner.collections().await
+    }
+    async fn changes(&self, c: &CollectionId, r: ChangesRequest) -> Result<ChangePage<Event>> {
+        let page = self.inner.changes(c, r).await?;
+        if matches!(page.next, crmsync_core::Continuation::NextPage(_))
+            && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.fake.expire_delta_tokens();
+        }
+        Ok(page)
+    }
+    async fn get(&self, c: &CollectionId, id: &ItemId) -> Result<Option<Stored<Event>>> {
+        self.inner.get(c, id).await
+    }
+    async fn create(&self, c: &CollectionId, r: &Event, k: &LinkKey) -> Result<Stored<Event>> {
+        self.inner.create(c, r, k).await
+    }
+    async fn update(
+        &self,
+        c: &CollectionId,
+        id: &ItemId,
+        v: &Version,
+        r: &Event,
+        f: &BTreeSet<crmsync_core::EventField>,
+    ) -> Result<Stored<Event>> {
+        self.inner.update(c, id, v, r, f).await
+    }
+    async fn delete(&self, c: &CollectionId, id: &ItemId, v: &Version) -> Result<()> {
+        self.inner.delete(c, id, v).await
+    }
+    async fn find_by_link_key(
+        &self,
+        c: &CollectionId,
+        k: &LinkKey,
+    ) -> Result<Option<Stored<Event>>> {
+        self.inner.find_by_link_key(c, k).await
+    }
+}
+
+#[tokio::test]
+async fn a_delta_round_expiring_between_its_pages_restarts_as_a_full_listing() {
+    let w = World::new().await;
+    w.first_sync().await;
+    // More changes than one page holds (100), made in Outlook.
+    for i in 0..120u32 {
+        w.s.fake.seed_event(
+            w.calendar_id.as_str(),
+            json!({"subject": format!("Booked {i}"),
+                   "start": {"dateTime": format!("2026-07-{:02}T{:02}:00:00", 1 + i / 10, 8 + i % 10), "timeZone": "UTC"},
+                   "end": {"dateTime": format!("2026-07-{:02}T{:02}:30:00", 1 + i / 10, 8 + i % 10), "timeZone": "UTC"}}),
+        );
+    }
+    let lunch = w.graph_titled("Lunch with Carol");
+    w.s.fake.edit_event(
+        lunch["id"].as_str().unwrap(),
+        json!({"subject": "Lunch with Carol, moved"}),
+    );
+    let expiring = Arc::new(ExpiresBetweenPages {
+        inner: w.store.clone(),
+        fake: w.s.fake.clone(),
+        armed: std::sync::atomic::AtomicBool::new(true),
+    });
+    let report = w.syncer_over(expiring).sync().await.expect("sync");
+    assert!(report.errors.is_empty(), "{report}");
+    assert!(report.provider.cursor_expired, "{report}");
+    assert!(report.provider.full_listing, "{report}");
+    assert_eq!(report.crm.created, 120, "{report}");
+    assert_eq!(report.crm.updated, 1, "{report}");
+    assert_eq!(report.provider.created, 0, "{report}");
+    w.crm_titled("Lunch with Carol, moved");
+    w.assert_mirrored(125);
+    assert_eq!(w.noop_counts().await, one_delta());
+}
+
+#[tokio::test]
+async fn a_storm_of_429s_and_mailbox_concurrency_refusals_is_waited_out() {
+    let w = World::new().await;
+    for i in 0..30u32 {
+        w.crm
+            .seed(&w.crm_col, meeting(&format!("Visit {i}"), 16 + i % 14))
+            .unwrap();
+    }
+    w.s.fake.inject(
+        FaultTarget::Any,
+        Fault::TooManyRequests {
+            retry_after: Some(2),
+        },
+        6,
+    );
+    w.s.fake.inject(
+        FaultTarget::Any,
+        Fault::ApplicationThrottled {
+            retry_after: Some(1),
+        },
+        4,
+    );
+    let report = w.sync().await;
+    assert_eq!(report.provider.created, 30, "{report}");
+    w.assert_mirrored(30);
+    let waits = w.s.sleeper.delays();
+    assert!(!waits.is_empty());
+    assert!(
+        waits
+            .iter()
+            .all(|d| *d == std::time::Duration::from_secs(2)
+                || *d == std::time::Duration::from_secs(1)),
+        "only the waits Graph asked for: {waits:?}"
+    );
+    // Our own limiter never let more than 4 requests of the mailbox be in flight.
+    assert!(w.s.fake.peak_in_flight() <= 4);
+    assert_eq!(w.noop_counts().await, one_delta());
+}
+
+#[tokio::test]
+async fn pushing_a_thousand_events_then_a_noop_sync() {
+    let w = World::new().await;
+    for i in 0..1000u32 {
+        let start = NaiveDate::from_ymd_opt(2026, 6, 16)
+            .unwrap()
+            .and_hms_opt(6, 0, 0)
+            .unwrap()
+            + chrono::Duration::hours(i64::from(i));
+        let mut e = Event::new(
+            format!("Task {i}"),
+            Period::timed(
+                start,
+                start + chrono::Duration::minutes(30),
+                "UTC".parse().unwrap(),
+            )
+            .unwrap(),
+        );
+        // Not a preset: snapped to Dark blue, and read back as such without an echo.
+        e.colour = Some(crmsync_core::Rgb::new(0x30, 0x60, 0xb0));
+        w.crm.seed(&w.crm_col, e).unwrap();
+    }
+    w.s.fake.reset_counters();
+    let report = w.sync().await;
+    assert_eq!(report.provider.created, 1000, "{report}");
+    let http = w.s.fake.total_http_requests();
+    println!(
+        "pushing 1,000 events: {http} HTTP requests {:?}",
+        w.s.fake.request_counts()
+    );
+    // One delta listing, one master-category listing and creation, 50 batches.
+    assert_eq!(w.s.fake.requests(Endpoint::Batch), 50);
+    assert_eq!(http, 53);
+    // The next run reads the echo of our 1,000 writes (ten delta pages of 100) and writes
+    // nothing back; after it, a sync with nothing to do is one request.
+    let echo = w.noop_counts().await;
+    println!("sync reading the echo of the push: {echo:?}");
+    assert_eq!(
+        echo,
+        [(Endpoint::CalendarViewDelta, 10)].into_iter().collect()
+    );
+    let counts = w.noop_counts().await;
+    println!("no-op sync: {counts:?}");
+    assert_eq!(counts, one_delta());
+}
+
+#[tokio::test]
+async fn bad_items_from_graph_are_per_record_errors_and_the_run_goes_on() {
+    let w = World::new().await;
+    w.first_sync().await;
+    let lunch = w.graph_titled("Lunch with Carol");
+    w.s.fake.edit_event(
+        lunch["id"].as_str().unwrap(),
+        json!({"subject": "Lunch at noon"}),
+    );
+    let when = |d: &str| json!({"dateTime": d, "timeZone": "UTC"});
+    w.s.fake.inject_delta_items(vec![
+        // A partial object without an id.
+        json!({"@odata.type": "#microsoft.graph.event", "subject": "who am I"}),
+        // An unknown Windows zone.
+        json!({"@odata.type": "#microsoft.graph.event", "id": "AAkALgAAbadzone0", "subject": "Zone",
+               "@odata.etag": "W/\"x1\"", "start": when("2026-06-25T10:00:00.0000000"),
+               "end": when("2026-06-25T11:00:00.0000000"), "originalStartTimeZone": "Mars Standard Time"}),
+        // An impossible date.
+        json!({"@odata.type": "#microsoft.graph.event", "id": "AAkALgAAbaddate0", "subject": "Date",
+               "@odata.etag": "W/\"x2\"", "start": when("2026-02-30T10:00:00.0000000"),
+               "end": when("2026-02-30T11:00:00.0000000")}),
+        // Malformed: times that are not dateTimeTimeZone objects.
+        json!({"@odata.type": "#microsoft.graph.event", "id": "AAkALgAAbadjson0", "subject": 42,
+               "@odata.etag": "W/\"x3\"", "start": "tomorrow", "end": ["soon"]}),
+    ]);
+    let report = w.syncer().sync().await.expect("the run goes on");
+    println!("{report}");
+    assert_eq!(report.errors.len(), 4, "{report}");
+    assert!(
+        report.errors.iter().all(|e| e.kind == "invalid record"),
+        "{report}"
+    );
+    for id in ["AAkALgAAbadzone0", "AAkALgAAbaddate0", "AAkALgAAbadjson0"] {
+        assert!(
+            report.errors.iter().any(|e| e.id.as_deref() == Some(id)),
+            "{id}: {report}"
+        );
+    }
+    assert_eq!(
+        report.crm.updated, 1,
+        "the good change went through: {report}"
+    );
+    w.crm_titled("Lunch at noon");
+    w.assert_mirrored(5);
+}
+
+#[tokio::test]
+async fn a_cut_short_page_is_a_typed_error_read_again() {
+    let w = World::new().await;
+    w.first_sync().await;
+    let lunch = w.graph_titled("Lunch with Carol");
+    w.s.fake.edit_event(
+        lunch["id"].as_str().unwrap(),
+        json!({"subject": "Lunch, late"}),
+    );
+    w.s.fake.inject(
+        FaultTarget::Endpoint(Endpoint::CalendarViewDelta),
+        Fault::MalformedJson,
+        1,
+    );
+    // The store reports the page as a typed provider error, never a panic or a guess.
+    let cursor_page = w
+        .store
+        .changes(
+            &w.calendar_id,
+            ChangesRequest {
+                window: Some(
+                    crmsync_core::Window::new(now(), now() + chrono::Duration::days(30)).unwrap(),
+                ),
+                ..ChangesRequest::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(cursor_page.kind(), &ErrorKind::Provider, "{cursor_page}");
+    assert!(
+        cursor_page.to_string().contains("not the JSON expected"),
+        "{cursor_page}"
+    );
+    // In a run, the engine reads the page again: nothing is lost, nothing is doubled.
+    w.s.fake.inject(
+        FaultTarget::Endpoint(Endpoint::CalendarViewDelta),
+        Fault::MalformedJson,
+        1,
+    );
+    let report = w.sync().await;
+    assert_eq!(report.crm.updated, 1, "{report}");
+    assert_eq!(report.provider.requests, 2, "{report}");
+    w.crm_titled("Lunch, late");
+    w.assert_mirrored(5);
+}

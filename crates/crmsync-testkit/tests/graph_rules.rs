@@ -1038,6 +1038,7 @@ async fn ms_gen_1_json_batch() {
         .map(|x| x["id"].as_str().unwrap())
         .collect();
     assert_ne!(ids, ["1", "2", "3"], "responses come in another order");
+    assert_ne!(ids, ["3", "2", "1"], "and not simply reversed");
     let by_id = |id: &str| responses.iter().find(|x| x["id"] == id).unwrap().clone();
     assert_eq!(by_id("1")["status"], 201);
     assert_eq!(by_id("1")["body"]["subject"], "B");
@@ -1202,4 +1203,99 @@ async fn ms_gen_5_status_codes_injectable() {
             .iter()
             .all(|r| r.headers.iter().any(|(k, _)| k == "authorization"))
     );
+}
+
+fn weekly_series(subject: &str) -> Value {
+    json!({
+        "subject": subject,
+        "start": {"dateTime": "2026-03-02T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-03-02T09:30:00", "timeZone": "UTC"},
+        "recurrence": {
+            "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"], "firstDayOfWeek": "sunday"},
+            "range": {"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 10},
+        },
+    })
+}
+
+#[tokio::test]
+async fn ms_cal_4_calendar_view_expands_series_into_occurrences_and_exceptions() {
+    let fake = GraphFake::start().await;
+    let c = Client::new(&fake);
+    let cal = fake.default_calendar_id();
+    let master = fake.seed_event(&cal, weekly_series("Standup"));
+    let master_id = master["id"].as_str().unwrap().to_owned();
+    assert_eq!(master["type"], "seriesMaster");
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+    assert!(fake.edit_occurrence(&master_id, day(9), json!({"subject": "Standup (moved)"})));
+    assert!(fake.cancel_occurrence(&master_id, day(16)));
+    // March holds the Mondays 2, 9, 16, 23, 30; the 16th is cancelled.
+    let r = c.get(&format!("/me/calendarView?{WINDOW}")).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let items = r.json["value"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "{items:#?}");
+    for item in items {
+        assert_eq!(item["seriesMasterId"], master_id.as_str());
+        assert_ne!(item["id"], master_id.as_str());
+        assert!(item["recurrence"].is_null());
+    }
+    let types: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["occurrence", "exception", "occurrence", "occurrence"]
+    );
+    assert_eq!(items[1]["subject"], "Standup (moved)");
+    assert_eq!(items[1]["start"]["dateTime"], "2026-03-09T09:00:00.0000000");
+    // An occurrence is read by its own id; the master is not in the view.
+    let one = c
+        .get(&format!("/me/events/{}", items[0]["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(one.status, 200, "{}", one.json);
+    assert_eq!(one.json["type"], "occurrence");
+    let listed = c.get("/me/events").await;
+    assert_eq!(
+        listed.json["value"].as_array().unwrap().len(),
+        1,
+        "masters only"
+    );
+    // Delta: the same occurrences; a later edit of the series reports them again, a
+    // cancelled one as @removed.
+    let (_, delta_items, link) = delta_round(
+        &c,
+        &format!("/me/calendars/{cal}/calendarView/delta?{WINDOW}"),
+        &[],
+    )
+    .await;
+    assert_eq!(delta_items.len(), 4);
+    assert!(
+        delta_items
+            .iter()
+            .all(|i| i["seriesMasterId"] == master_id.as_str())
+    );
+    assert!(fake.cancel_occurrence(&master_id, day(23)));
+    let (_, again, _) = delta_round(&c, &link, &[]).await;
+    let removed: Vec<&Value> = again
+        .iter()
+        .filter(|i| i.get("@removed").is_some())
+        .collect();
+    assert_eq!(removed.len(), 1, "{again:#?}");
+    assert!(removed[0]["id"].as_str().unwrap().ends_with("20260323"));
+    assert_eq!(again.len() - removed.len(), 3);
+}
+
+#[tokio::test]
+async fn ms_gen_5_a_cut_short_body_is_injectable() {
+    let fake = GraphFake::start().await;
+    let c = Client::new(&fake);
+    fake.inject(
+        FaultTarget::Endpoint(Endpoint::CalendarViewDelta),
+        Fault::MalformedJson,
+        1,
+    );
+    let first = format!("/me/calendarView/delta?{WINDOW}");
+    let r = c.get(&first).await;
+    assert_eq!(r.status, 200);
+    assert!(serde_json::from_slice::<Value>(&r.bytes).is_err());
+    let r = c.get(&first).await;
+    assert_eq!(r.status, 200);
+    assert!(r.json["@odata.deltaLink"].is_string(), "{}", r.json);
 }

@@ -71,7 +71,12 @@ impl Setup {
             AccessToken::new(issued.access_token),
             Some(RefreshToken::new(issued.refresh_token)),
             expires_at,
-        );
+        )
+        .with_scopes([
+            crmsync_microsoft::SCOPE_CALENDARS,
+            crmsync_microsoft::SCOPE_CONTACTS,
+            crmsync_microsoft::SCOPE_OFFLINE_ACCESS,
+        ]);
         self.tokens.save(&self.account, &set).await.unwrap();
         set
     }

@@ -1,7 +1,8 @@
 //! JSON batching (MS-GEN-1): `POST /v1.0/$batch` with at most 20 requests, unique ids, `headers`
 //! with `Content-Type` required when a body is present, `dependsOn` (424 on a failed dependency),
 //! members dispatched individually (so they are counted, faulted and throttled one by one) and
-//! responses returned in an order different from the request's (reverse), to be correlated by id.
+//! responses returned in an order different from the request's (neither it nor its reverse from
+//! three members on), to be correlated by id.
 
 use std::collections::HashMap;
 
@@ -105,7 +106,12 @@ fn run(st: &mut State, req: &Req) -> Result<Value, GErr> {
         statuses.insert(id.clone(), resp.status);
         responses.push(render(&id, resp));
     }
+    // Neither the request order nor its reverse (from three members on): clients must
+    // correlate by id.
     responses.reverse();
+    if responses.len() > 2 {
+        responses.rotate_left(1);
+    }
     Ok(json!({ "responses": responses }))
 }
 

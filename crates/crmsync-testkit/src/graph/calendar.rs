@@ -1,6 +1,7 @@
 //! Calendars (MS-CAL-1/2), events CRUD (MS-CAL-3/5/6/20/22), calendarView (MS-CAL-4/8/10/11),
 //! calendarView delta (MS-CAL-13..18) and master categories (MS-CAL-21).
 
+use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
 use super::delta;
@@ -62,8 +63,16 @@ pub(crate) fn handle(st: &mut State, user: &str, route: &Route, req: &Req) -> Re
         Endpoint::CalendarCreate => create_calendar(st, user, req),
         Endpoint::EventsList => list_events(st, user, route, req),
         Endpoint::EventGet => {
-            let key = event_key(st, user, route)?;
             let ctx = Ctx::with_expand(req, "event")?;
+            let id = route.id.clone().unwrap_or_default();
+            // An occurrence of a series is read by its own id (MS-CAL-4).
+            if route.calendar.is_none() && id.contains(OCCURRENCE_MARK) {
+                let mb = st.mailbox(user);
+                return render_any(mb, &id, user, &ctx)
+                    .map(|v| ok(200, &v))
+                    .ok_or_else(GErr::not_found);
+            }
+            let key = event_key(st, user, route)?;
             let ev = &st.mailbox(user).events[&key];
             Ok(ok(200, &render_event(ev, user, &ctx)))
         }
@@ -362,13 +371,26 @@ fn calendar_view(st: &mut State, user: &str, route: &Route, req: &Req) -> Result
     let cal = calendar_id(st, user, route)?;
     let ctx = Ctx::with_expand(req, "event")?;
     let mb = st.mailbox(user);
-    let mut evs: Vec<&Event> = mb
-        .events
-        .values()
-        .filter(|e| e.calendar_id == cal && e.when.overlaps(start, end))
-        .collect();
-    evs.sort_by_key(|e| (e.when.range().0, e.immutable_id.clone()));
-    let items: Vec<Value> = evs.iter().map(|e| render_event(e, user, &ctx)).collect();
+    // Single instances, and the occurrences and exceptions of series in place of their
+    // masters (MS-CAL-4).
+    let mut rendered: Vec<((chrono::DateTime<chrono::Utc>, String), Value)> = Vec::new();
+    for e in mb.events.values().filter(|e| e.calendar_id == cal) {
+        if is_series(e) {
+            for (occ, exception) in instances(e, start, end) {
+                rendered.push((
+                    (occ.when.range().0, occ.immutable_id.clone()),
+                    render_occurrence(e, &occ, exception, user, &ctx),
+                ));
+            }
+        } else if e.when.overlaps(start, end) {
+            rendered.push((
+                (e.when.range().0, e.immutable_id.clone()),
+                render_event(e, user, &ctx),
+            ));
+        }
+    }
+    rendered.sort_by(|a, b| a.0.cmp(&b.0));
+    let items: Vec<Value> = rendered.into_iter().map(|(_, v)| v).collect();
     Ok(ok(200, &query::page(st, req, items, "Collection(event)")?))
 }
 
@@ -647,6 +669,8 @@ pub(crate) fn insert_event(
         seq: 0,
         prop_seq: Default::default(),
         ext: Default::default(),
+        exceptions: Default::default(),
+        cancelled: Default::default(),
     };
     apply(&mut ev, body, seq)?;
     ev.seq = seq;
@@ -779,5 +803,310 @@ pub(crate) fn move_event(st: &mut State, user: &str, key: &str, to_calendar: &st
         *v = seq;
     }
     mb.event_tombstones.push(tomb);
+    true
+}
+
+// ------------------------------------------------------------ recurring series (MS-CAL-4/12)
+
+/// Joins a series master's id and an occurrence's original date into the occurrence's id.
+pub(crate) const OCCURRENCE_MARK: &str = "_OCC";
+
+/// The most occurrences a series is expanded into.
+const MAX_OCCURRENCES: usize = 2000;
+
+/// Whether an event is a series master.
+pub(crate) fn is_series(ev: &Event) -> bool {
+    ev.props.get("recurrence").is_some_and(Value::is_object)
+}
+
+fn weekday_of(name: &str) -> Option<chrono::Weekday> {
+    use chrono::Weekday::*;
+    Some(match name.to_ascii_lowercase().as_str() {
+        "monday" => Mon,
+        "tuesday" => Tue,
+        "wednesday" => Wed,
+        "thursday" => Thu,
+        "friday" => Fri,
+        "saturday" => Sat,
+        "sunday" => Sun,
+        _ => return None,
+    })
+}
+
+/// The `index`-th `weekday` of a month (`last` is -1).
+fn nth_weekday(year: i32, month: u32, weekday: chrono::Weekday, index: i32) -> Option<NaiveDate> {
+    use chrono::Datelike;
+    let days: Vec<NaiveDate> = (1..=31)
+        .filter_map(|d| NaiveDate::from_ymd_opt(year, month, d))
+        .filter(|d| d.weekday() == weekday)
+        .collect();
+    if index < 0 {
+        days.last().copied()
+    } else {
+        days.get(usize::try_from(index - 1).ok()?).copied()
+    }
+}
+
+/// The original dates of a series' occurrences, up to `until` (the range's end, count and
+/// [`MAX_OCCURRENCES`] also stop it). Dates are the master's start date in UTC stepped by
+/// the pattern; daylight-saving shifts of the wall time are not modelled.
+pub(crate) fn series_dates(ev: &Event, until: NaiveDate) -> Vec<NaiveDate> {
+    use chrono::{Datelike, Months};
+    let Some(rec) = ev.props.get("recurrence") else {
+        return Vec::new();
+    };
+    let pattern = &rec["pattern"];
+    let range = &rec["range"];
+    let first = range["startDate"]
+        .as_str()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .unwrap_or_else(|| ev.when.range().0.date_naive());
+    let end = match range["type"].as_str() {
+        Some("endDate") => range["endDate"]
+            .as_str()
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .map_or(until, |d| d.min(until)),
+        _ => until,
+    };
+    let count = match range["type"].as_str() {
+        Some("numbered") => range["numberOfOccurrences"]
+            .as_u64()
+            .map_or(MAX_OCCURRENCES, |n| (n as usize).min(MAX_OCCURRENCES)),
+        _ => MAX_OCCURRENCES,
+    };
+    let interval = pattern["interval"].as_u64().unwrap_or(1).max(1) as u32;
+    let days: Vec<chrono::Weekday> = pattern["daysOfWeek"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(weekday_of)
+        .collect();
+    let index = match pattern["index"].as_str().unwrap_or("first") {
+        "second" => 2,
+        "third" => 3,
+        "fourth" => 4,
+        "last" => -1,
+        _ => 1,
+    };
+    let day_of_month = pattern["dayOfMonth"].as_u64().unwrap_or(1) as u32;
+    let month = pattern["month"].as_u64().unwrap_or(1) as u32;
+    let mut out = Vec::new();
+    let push = |d: NaiveDate, out: &mut Vec<NaiveDate>| {
+        if d >= first && d <= end && out.len() < count {
+            out.push(d);
+        }
+    };
+    let kind = pattern["type"].as_str().unwrap_or("daily");
+    let mut step = 0u32;
+    loop {
+        if out.len() >= count || step as usize > MAX_OCCURRENCES * 7 {
+            break;
+        }
+        let n = step * interval;
+        let stop = match kind {
+            "weekly" => {
+                let week = first
+                    - chrono::Duration::days(first.weekday().num_days_from_sunday().into())
+                    + chrono::Duration::weeks(n.into());
+                for w in 0..7 {
+                    let d = week + chrono::Duration::days(w);
+                    if days.contains(&d.weekday()) {
+                        push(d, &mut out);
+                    }
+                }
+                week > end
+            }
+            "absoluteMonthly" | "relativeMonthly" => {
+                let Some(base) = first
+                    .with_day(1)
+                    .and_then(|d| d.checked_add_months(Months::new(n)))
+                else {
+                    break;
+                };
+                let d = if kind == "absoluteMonthly" {
+                    NaiveDate::from_ymd_opt(base.year(), base.month(), day_of_month)
+                } else {
+                    days.first()
+                        .and_then(|w| nth_weekday(base.year(), base.month(), *w, index))
+                };
+                if let Some(d) = d {
+                    push(d, &mut out);
+                }
+                base > end
+            }
+            "absoluteYearly" | "relativeYearly" => {
+                let year = first.year() + n as i32;
+                let d = if kind == "absoluteYearly" {
+                    NaiveDate::from_ymd_opt(year, month, day_of_month)
+                } else {
+                    days.first()
+                        .and_then(|w| nth_weekday(year, month, *w, index))
+                };
+                if let Some(d) = d {
+                    push(d, &mut out);
+                }
+                NaiveDate::from_ymd_opt(year, 1, 1).is_none_or(|y| y > end)
+            }
+            _ => {
+                let d = first + chrono::Duration::days(n.into());
+                push(d, &mut out);
+                d > end
+            }
+        };
+        if stop {
+            break;
+        }
+        step += 1;
+    }
+    out
+}
+
+/// One occurrence of a series master (with its exception applied, if any), as an event
+/// whose ids are the occurrence's; `None` when it was cancelled or the body is invalid.
+pub(crate) fn occurrence(master: &Event, date: NaiveDate) -> Option<(Event, bool)> {
+    if master.cancelled.contains(&date) {
+        return None;
+    }
+    let mut occ = master.clone();
+    let suffix = format!("{OCCURRENCE_MARK}{}", date.format("%Y%m%d"));
+    occ.immutable_id = format!("{}{suffix}", master.immutable_id);
+    occ.rest_id = format!("{}{suffix}", master.rest_id);
+    occ.props.remove("recurrence");
+    occ.props.remove("cancelledOccurrences");
+    occ.exceptions.clear();
+    occ.cancelled.clear();
+    occ.when = match master.when {
+        When::Timed(s, e) => {
+            let shift = date - s.date_naive();
+            When::Timed(s + shift, e + shift)
+        }
+        When::AllDay(s, e) => When::AllDay(date, date + (e - s)),
+    };
+    let exception = master.exceptions.get(&date);
+    if let Some(body) = exception {
+        if let Ok(Some((when, stz, etz))) = resolve_when(body, Some(&occ)) {
+            occ.when = when;
+            occ.start_tz = stz;
+            occ.end_tz = etz;
+        }
+        for (k, v) in body {
+            if !READ_ONLY.contains(&k.as_str()) {
+                occ.props.insert(k.clone(), v.clone());
+            }
+        }
+        occ.change_key = format!("{}{}", master.change_key, date.format("%Y%m%d"));
+    }
+    Some((occ, exception.is_some()))
+}
+
+/// The occurrences of a series overlapping `[start, end)`, in date order.
+pub(crate) fn instances(
+    master: &Event,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+) -> Vec<(Event, bool)> {
+    // Exceptions may have moved an occurrence by days: expand a week beyond the window.
+    let until = (end + chrono::Duration::days(7)).date_naive();
+    series_dates(master, until)
+        .into_iter()
+        .filter_map(|d| occurrence(master, d))
+        .filter(|(o, _)| o.when.overlaps(start, end))
+        .collect()
+}
+
+/// Renders an occurrence or exception as calendarView does: `type`, `seriesMasterId`, no
+/// `recurrence` (MS-CAL-4/5).
+pub(crate) fn render_occurrence(
+    master: &Event,
+    occ: &Event,
+    exception: bool,
+    user: &str,
+    ctx: &Ctx,
+) -> Value {
+    let mut v = render_event(occ, user, ctx);
+    v["type"] = json!(if exception { "exception" } else { "occurrence" });
+    v["seriesMasterId"] = json!(if ctx.immutable {
+        &master.immutable_id
+    } else {
+        &master.rest_id
+    });
+    v["recurrence"] = Value::Null;
+    v
+}
+
+/// The master key and original date of an occurrence id (either id form).
+pub(crate) fn occurrence_of(mb: &super::state::Mailbox, id: &str) -> Option<(String, NaiveDate)> {
+    let (master, date) = id.rsplit_once(OCCURRENCE_MARK)?;
+    let date = NaiveDate::parse_from_str(date, "%Y%m%d").ok()?;
+    let key = mb.event_key(master)?;
+    is_series(&mb.events[&key]).then_some((key, date))
+}
+
+/// Renders an event, or an occurrence given its id; `None` when neither exists.
+pub(crate) fn render_any(
+    mb: &super::state::Mailbox,
+    id: &str,
+    user: &str,
+    ctx: &Ctx,
+) -> Option<Value> {
+    if let Some(key) = mb.event_key(id) {
+        return Some(render_event(&mb.events[&key], user, ctx));
+    }
+    let (key, date) = occurrence_of(mb, id)?;
+    let master = &mb.events[&key];
+    let (occ, exception) = occurrence(master, date)?;
+    Some(render_occurrence(master, &occ, exception, user, ctx))
+}
+
+/// Applies a change to one occurrence of a series, as the user would in Outlook: an edit
+/// makes it an exception, `None` cancels it. The master changes (a new changeKey), so the
+/// next delta round reports the series' occurrences again.
+pub(crate) fn change_occurrence(
+    st: &mut State,
+    user: &str,
+    master_key: &str,
+    date: NaiveDate,
+    patch: Option<&Map<String, Value>>,
+) -> bool {
+    let seq = st.next_seq();
+    let now = st.now();
+    let ck = st.new_change_key();
+    let mb = st.mailbox(user);
+    let Some(master) = mb.events.get_mut(master_key) else {
+        return false;
+    };
+    if !is_series(master) {
+        return false;
+    }
+    match patch {
+        Some(body) => {
+            master
+                .exceptions
+                .entry(date)
+                .or_default()
+                .extend(body.clone());
+        }
+        None => {
+            master.cancelled.insert(date);
+            let cancelled: Vec<Value> = master
+                .cancelled
+                .iter()
+                .map(|d| {
+                    json!(format!(
+                        "OID.{}.{}",
+                        master.immutable_id,
+                        d.format("%Y-%m-%d")
+                    ))
+                })
+                .collect();
+            master
+                .props
+                .insert("cancelledOccurrences".into(), Value::Array(cancelled));
+        }
+    }
+    master.seq = seq;
+    master.modified = now;
+    master.change_key = ck;
     true
 }

@@ -1,5 +1,6 @@
 //! Personal contacts (MS-CON-1..5): the default Contacts folder, child contact folders, contacts
 //! CRUD with `@odata.etag`/`If-Match`, extended properties, contacts delta and photo `$value`.
+//! Outlook's limit of three e-mail addresses per contact is applied on every write.
 
 use serde_json::{Map, Value, json};
 
@@ -10,6 +11,11 @@ use super::state::{Contact, Folder, State, Tombstone};
 use super::wire::{GErr, fmt_instant, ok};
 use super::{Endpoint, Route};
 use crate::wire::{Req, Resp};
+
+/// Outlook stores at most three e-mail addresses per contact (E-mail, E-mail 2, E-mail 3;
+/// MS-CON-3, commonly reported): the fake keeps the first three and drops the others without
+/// a word, as the strictest reading of the reports, so a client must cap them itself and say so.
+pub(crate) const MAX_EMAILS: usize = 3;
 
 const READ_ONLY: &[&str] = &[
     "id",
@@ -262,6 +268,9 @@ fn apply(c: &mut Contact, body: &Map<String, Value>) -> Result<(), GErr> {
         }
         c.props.insert(k.clone(), v.clone());
     }
+    if let Some(Value::Array(emails)) = c.props.get_mut("emailAddresses") {
+        emails.truncate(MAX_EMAILS);
+    }
     let has_name = c
         .props
         .get("displayName")
@@ -349,4 +358,51 @@ pub(crate) fn remove_contact(st: &mut State, user: &str, id: &str) -> bool {
         seq,
     });
     true
+}
+
+/// Control API of the contacts: what a test reads back from the mailbox.
+impl super::GraphFake {
+    /// Every contact of a folder, rendered as Graph does (UTC, extended properties not
+    /// expanded), the least recently changed first.
+    pub fn contacts_in(&self, folder_id: &str) -> Vec<Value> {
+        let ctx = Ctx {
+            zone_name: "UTC".into(),
+            zone: super::wire::Zone::Utc,
+            immutable: false,
+            expand: None,
+        };
+        let mut st = self.shared.lock();
+        let mut found: Vec<&Contact> = st
+            .mailbox(super::DEFAULT_MAILBOX)
+            .contacts
+            .values()
+            .filter(|c| c.folder_id == folder_id)
+            .collect();
+        found.sort_by_key(|c| c.seq);
+        found.iter().map(|c| render_contact(c, &ctx)).collect()
+    }
+
+    /// The single-value extended properties of a contact (id → value).
+    pub fn contact_extended_properties(
+        &self,
+        id: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        self.shared
+            .lock()
+            .mailbox(super::DEFAULT_MAILBOX)
+            .contacts
+            .get(id)
+            .map(|c| c.ext.clone())
+            .unwrap_or_default()
+    }
+
+    /// A contact's photo: its content type and bytes.
+    pub fn contact_photo(&self, id: &str) -> Option<(String, Vec<u8>)> {
+        self.shared
+            .lock()
+            .mailbox(super::DEFAULT_MAILBOX)
+            .contacts
+            .get(id)
+            .and_then(|c| c.photo.clone())
+    }
 }

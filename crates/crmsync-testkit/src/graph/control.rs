@@ -228,6 +228,26 @@ impl GraphFake {
         )
     }
 
+    /// Edits one occurrence of a series as the user would in Outlook (a PATCH body over the
+    /// series' properties): it becomes an exception. `date` is the occurrence's original date
+    /// (UTC). `false` when `master_id` is not a series master.
+    pub fn edit_occurrence(&self, master_id: &str, date: chrono::NaiveDate, patch: Value) -> bool {
+        let mut st = self.shared.lock();
+        let Some(key) = st.mailbox(DEFAULT_MAILBOX).event_key(master_id) else {
+            return false;
+        };
+        calendar::change_occurrence(&mut st, DEFAULT_MAILBOX, &key, date, Some(&object(patch)))
+    }
+
+    /// Deletes one occurrence of a series as the user would (`cancelledOccurrences`).
+    pub fn cancel_occurrence(&self, master_id: &str, date: chrono::NaiveDate) -> bool {
+        let mut st = self.shared.lock();
+        let Some(key) = st.mailbox(DEFAULT_MAILBOX).event_key(master_id) else {
+            return false;
+        };
+        calendar::change_occurrence(&mut st, DEFAULT_MAILBOX, &key, date, None)
+    }
+
     /// Deletes an event as the user would; `false` when unknown.
     pub fn delete_event(&self, id: &str) -> bool {
         let mut st = self.shared.lock();
@@ -376,6 +396,12 @@ impl GraphFake {
             fault,
             remaining: times,
         });
+    }
+
+    /// Adds raw items (malformed, partial, with unknown zones or impossible dates: whatever
+    /// a misbehaving server could send) to the next calendarView delta page served.
+    pub fn inject_delta_items(&self, items: Vec<Value>) {
+        self.shared.lock().injected_delta_items.extend(items);
     }
 
     /// Disarms every injected fault.

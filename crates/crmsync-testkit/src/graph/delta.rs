@@ -141,6 +141,36 @@ fn compute_round(
             let mut changes: Vec<(u64, DeltaItem)> = Vec::new();
             for e in evs {
                 let id = e.immutable_id.clone();
+                if calendar::is_series(e) {
+                    // MS-CAL-4: a series shows as its occurrences and exceptions in the
+                    // window, each in full; occurrences gone since the last round (cancelled,
+                    // moved away) are @removed.
+                    let prefix = format!("{id}{}", calendar::OCCURRENCE_MARK);
+                    let mut current = BTreeSet::new();
+                    for (occ, _) in calendar::instances(e, *start, *end) {
+                        current.insert(occ.immutable_id.clone());
+                        known.insert(occ.immutable_id.clone());
+                        changes.push((e.seq, DeltaItem::Full(occ.immutable_id)));
+                    }
+                    let gone: Vec<String> = point
+                        .known
+                        .iter()
+                        .filter(|k| k.starts_with(&prefix) && !current.contains(*k))
+                        .cloned()
+                        .collect();
+                    for occ_id in gone {
+                        known.remove(&occ_id);
+                        let suffix = &occ_id[id.len()..];
+                        changes.push((
+                            e.seq,
+                            DeltaItem::Removed {
+                                rest_id: format!("{}{suffix}", e.rest_id),
+                                immutable_id: occ_id,
+                            },
+                        ));
+                    }
+                    continue;
+                }
                 if e.when.overlaps(*start, *end) {
                     let item = if !initial && point.known.contains(&id) {
                         DeltaItem::Partial(id.clone(), point.seq)
@@ -168,6 +198,30 @@ fn compute_round(
                     .iter()
                     .filter(|t| &t.collection == calendar_id && t.seq > point.seq)
                 {
+                    // A deleted series takes its occurrences with it.
+                    let prefix = format!("{}{}", t.immutable_id, calendar::OCCURRENCE_MARK);
+                    let occurrences: Vec<String> = point
+                        .known
+                        .iter()
+                        .filter(|k| k.starts_with(&prefix))
+                        .cloned()
+                        .collect();
+                    let was_series = !occurrences.is_empty();
+                    for occ_id in occurrences {
+                        known.remove(&occ_id);
+                        let suffix = &occ_id[t.immutable_id.len()..];
+                        changes.push((
+                            t.seq,
+                            DeltaItem::Removed {
+                                rest_id: format!("{}{suffix}", t.rest_id),
+                                immutable_id: occ_id,
+                            },
+                        ));
+                    }
+                    if was_series && !point.known.contains(&t.immutable_id) {
+                        // Only its occurrences were ever reported.
+                        continue;
+                    }
                     known.remove(&t.immutable_id);
                     changes.push((
                         t.seq,
@@ -231,10 +285,13 @@ fn serve(
     } else {
         Vec::new()
     };
-    let value: Vec<Value> = items
+    let mut value: Vec<Value> = items
         .iter()
         .map(|i| render_item(st, &next, i, ctx))
         .collect();
+    if matches!(next.scope, DeltaScope::CalendarView { .. }) {
+        value.append(&mut st.injected_delta_items);
+    }
     let kind = match next.scope {
         DeltaScope::CalendarView { .. } => "event",
         DeltaScope::Contacts { .. } => "contact",
@@ -294,14 +351,15 @@ fn render_item(st: &mut State, point: &DeltaPoint, item: &DeltaItem, ctx: &Ctx) 
             let id = if ctx.immutable { immutable_id } else { rest_id };
             removed(kind, id)
         }
-        (DeltaScope::CalendarView { .. }, DeltaItem::Full(id)) => match mb.events.get(id) {
-            Some(ev) => {
-                let mut v = render_event(ev, &user, ctx);
-                v["@odata.type"] = json!("#microsoft.graph.event");
-                v
+        (DeltaScope::CalendarView { .. }, DeltaItem::Full(id)) => {
+            match calendar::render_any(mb, id, &user, ctx) {
+                Some(mut v) => {
+                    v["@odata.type"] = json!("#microsoft.graph.event");
+                    v
+                }
+                None => removed("event", id),
             }
-            None => removed("event", id),
-        },
+        }
         (DeltaScope::CalendarView { .. }, DeltaItem::Partial(id, since)) => match mb.events.get(id)
         {
             Some(ev) => {

@@ -32,9 +32,15 @@
 //! | expired delta token | 410 | `syncStateNotFound` + `Location` | reference |
 //! | more than 4 requests in flight per mailbox | 429 | `ApplicationThrottled` | reference |
 //!
-//! Known simplifications: recurring series are stored (the `recurrence` property is validated and
-//! kept) but not expanded into occurrences in calendarView; all-day events are compared with
-//! calendarView windows at UTC midnight; only `/me/...` paths are served.
+//! Recurring series (MS-CAL-4/12) are stored as their master (the `recurrence` property is
+//! validated and kept) and expanded in calendarView and calendarView delta into occurrences and
+//! exceptions (`type`, `seriesMasterId`, ids `{master}_OCC{yyyymmdd}`), never the master; the
+//! control API edits or cancels single occurrences as the user would. `GET /me/events/{id}`
+//! reads an occurrence; writes to occurrences are not served (404).
+//!
+//! Known simplifications: occurrences repeat the master's UTC time of day (daylight-saving shifts
+//! of the wall time are not modelled); all-day events are compared with calendarView windows at
+//! UTC midnight; only `/me/...` paths are served.
 
 mod batch;
 mod calendar;
@@ -201,6 +207,9 @@ pub enum Fault {
     /// 410 `syncStateNotFound` with a `Location` header holding a fresh initial URL (MS-CAL-17);
     /// meant for the delta endpoints.
     SyncStateNotFound,
+    /// 200 with a JSON body cut short (a broken proxy or connection): what a client must
+    /// report as a typed error rather than panic on.
+    MalformedJson,
 }
 
 /// An error the token endpoint returns for the next calls, whatever the grant (control API).
@@ -603,6 +612,13 @@ pub(crate) fn dispatch(st: &mut State, req: &Req) -> Resp {
         return batch::handle(st, req);
     }
     if let Some(fault) = st.take_fault(route.endpoint) {
+        if fault == Fault::MalformedJson {
+            let mut resp = Resp::empty(200);
+            resp.headers
+                .push(("content-type".into(), "application/json".into()));
+            resp.body = br#"{"@odata.context":"x","value":[{"id":"AAkALgAA"#.to_vec();
+            return resp;
+        }
         let mut e = fault_error(&fault);
         if fault == Fault::SyncStateNotFound {
             e = e.header("location", &fresh_delta_url(st, req));
@@ -682,6 +698,12 @@ pub(crate) fn fault_error(fault: &Fault) -> GErr {
                 "The service is temporarily unavailable. Please retry later.",
             ),
             retry_after,
+        ),
+        // Served as a cut-short 200 by `dispatch`; a 500 wherever an error is needed instead.
+        Fault::MalformedJson => GErr::new(
+            500,
+            "generalException",
+            "An internal server error occurred. The operation failed.",
         ),
         Fault::ServerError(code) => GErr::new(
             *code,

@@ -65,6 +65,11 @@ pub(crate) struct Event {
     /// The sequence number at which each property last changed (for partial delta updates).
     pub(crate) prop_seq: BTreeMap<String, u64>,
     pub(crate) ext: BTreeMap<String, String>,
+    /// For a series master: the occurrences the user edited (by their original date), as
+    /// PATCH bodies over the master's properties (MS-CAL-12).
+    pub(crate) exceptions: BTreeMap<NaiveDate, Map<String, Value>>,
+    /// For a series master: the occurrences the user deleted (`cancelledOccurrences`).
+    pub(crate) cancelled: BTreeSet<NaiveDate>,
 }
 
 /// A contact folder (the default one has `default == true`).
@@ -287,6 +292,8 @@ pub(crate) struct State {
     pub(crate) peak_in_flight: usize,
     pub(crate) concurrency_limit: usize,
     pub(crate) latency: std::time::Duration,
+    /// Raw items added to the next calendarView delta page served (bad-input tests).
+    pub(crate) injected_delta_items: Vec<Value>,
 }
 
 impl State {
@@ -314,6 +321,7 @@ impl State {
             peak_in_flight: 0,
             concurrency_limit: 4,
             latency: std::time::Duration::ZERO,
+            injected_delta_items: Vec::new(),
         };
         s.ensure_mailbox(default_user);
         s
