@@ -47,24 +47,26 @@ pub enum Command {
   crmsync auth sam                   # prints the sign-in address, opens a browser when there is one
   crmsync auth sam --paste           # no browser here: paste the address the browser ended on
   crmsync auth sam --no-browser      # print the address only (open it on this machine)
+  crmsync auth adele --device        # Microsoft: a code to type at microsoft.com/devicelogin
 
-Google accounts: the loopback sign-in waits on 127.0.0.1 for Google's redirect. With
---paste, open the printed address anywhere, sign in, allow; the browser then fails to load
-a 127.0.0.1 page: copy its whole address and paste it. Google desktop apps have no device
-flow (--device exits 2). Tokens are saved encrypted in the state database under the key in
-the account's `token_key_env` variable (default CRMSYNC_TOKEN_KEY).
+The loopback sign-in waits on 127.0.0.1 for the provider's redirect. With --paste, open the
+printed address anywhere, sign in, allow; the browser then fails to load a 127.0.0.1 page:
+copy its whole address and paste it. --device (Microsoft) prints where to go and the code
+to type, then waits until the user has signed in; Google desktop apps have no device flow
+(--device exits 2). Tokens are saved encrypted in the state database under the key in the
+account's `token_key_env` variable (default CRMSYNC_TOKEN_KEY).
 The memory provider needs no sign-in.
 
 ", "Exit codes: 0 signed in (or nothing to do), 1 the sign-in failed (a scope not granted,
-the token endpoint refused), 2 unknown account or configuration error or --device on
-Google, 3 the browser never came back in time."))]
+the user declined, the token endpoint refused), 2 unknown account or configuration error
+or --device on Google, 3 the browser never came back in time or the device code expired."))]
     Auth {
         /// The account, by its `name` in the configuration.
         account: String,
         /// Manual fallback: print the address, then read the redirected address from stdin.
         #[arg(long, conflicts_with = "device")]
         paste: bool,
-        /// The device-code flow (not offered by Google desktop apps).
+        /// The device-code flow (Microsoft; not offered by Google desktop apps).
         #[arg(long)]
         device: bool,
         /// Do not try to open a browser; only print the address.
@@ -79,12 +81,16 @@ Google, 3 the browser never came back in time."))]
     #[command(after_help = "Examples:
   crmsync doctor          # every account
   crmsync doctor sam
+  crmsync doctor --json | jq '.accounts[].findings[] | select(.severity == \"error\")'
 
 Exit codes: 0 everything is fine (warnings allowed), 1 something is wrong, 2 the
 configuration or a calendar name is wrong, 3 an account must be authorised again.")]
     Doctor {
         /// The account; every account when omitted.
         account: Option<String>,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
     },
 
     /// The dry run: what a sync would do, as a table (nothing is written).
@@ -164,12 +170,13 @@ Exit codes: as `sync`.")]
   crmsync reset sam                  # asks first; forgets calendar and contact links
   crmsync reset sam --calendar --yes
   crmsync reset sam --all --remove-remote
-  crmsync reset sam --all --revoke --yes   # Google: also revoke the grant at Google
+  crmsync reset ann --all --revoke --yes   # Google: also revoke the grant at Google
 
 A later sync re-links by link key: nothing is duplicated. `--all` also forgets the
 account's tokens (sign in again with `crmsync auth` before the next sync).
 Exit codes: 0 done, 1 some copies could not be deleted or the revocation failed, 2 usage
-error or not confirmed.")]
+error, not confirmed, or --revoke on a provider without revocation (Microsoft), 3 the
+provider must be reached and refuses the tokens.")]
     Reset {
         /// The account.
         account: String,

@@ -6,20 +6,17 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use crmsync_core::engine::SyncReport;
-use crmsync_core::{
-    AccountStatus, CalendarStoreExt, CrmId, ErrorKind, Record, RunSummary, SyncState,
-};
-use secrecy::{ExposeSecret as _, SecretString};
+use crmsync_core::{AccountStatus, Contact, CrmId, Event, Record, RunSummary};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cli::RunArgs;
 use crate::config::{AccountConfig, Collection, Config, DEFAULT_CONFIG_FILE, ProviderKind};
-use crate::exit::{self, CliError, code_for_error, code_for_report, worst};
+use crate::exit::{self, CliError, code_for_report, worst};
 use crate::output::{PlanRow, ProgressOutput, plan_rows, table};
-use crate::provider::not_available;
-use crate::session::{Context, RunFlags, Session, account_error};
+use crate::provider::Provider;
+use crate::session::{Context, RunFlags, RunOp, Session, account_error};
 
 /// Loads the configuration named by `--config`, else `./crmsync.toml`, and opens the state.
 ///
@@ -79,27 +76,102 @@ pub enum AuthMode {
 }
 
 /// The redirect address of the paste flow: a loopback address nothing answers on, so the
-/// browser stops there with the code in its address bar (Google accepts any loopback port
-/// for desktop clients).
+/// browser stops there with the code in its address bar (Google desktop clients and
+/// Microsoft public clients accept any loopback port).
 const PASTE_REDIRECT: &str = "http://127.0.0.1:1/";
 
-/// `crmsync auth <account>`: signs a Google account in and saves its tokens (encrypted) in
-/// the state database.
+/// `crmsync auth <account>`: signs a Google or Microsoft account in and saves its tokens
+/// (encrypted) in the state database.
 ///
 /// # Errors
-/// Unknown account; a configuration error; `--device` on Google (exit code 2); a provider
-/// not available yet.
+/// Unknown account; a configuration error; `--device` on Google (exit code 2).
 pub async fn auth(ctx: &Context, name: &str, mode: AuthMode) -> Result<u8, CliError> {
     let account = ctx.config.account(name)?.clone();
     if account.provider == ProviderKind::Memory {
         return auth_memory(&ctx.config, name);
     }
     let provider = ctx.provider(&account)?;
-    let Some(google) = provider.as_google() else {
-        return Err(not_available(account.provider));
-    };
     let context = format!("account {:?}: signing in", account.name);
-    let result = match mode {
+    let result = if let Some(google) = provider.as_google() {
+        auth_google(&account, google, mode).await?
+    } else if let Some(microsoft) = provider.as_microsoft() {
+        auth_microsoft(&account, microsoft, mode).await?
+    } else {
+        return auth_memory(&ctx.config, name);
+    };
+    match result {
+        Ok(_) => {
+            // The tokens were saved by the sign-in.
+            if let (Ok(state), Some(tokens)) = (ctx.state(), provider.tokens())
+                && let Err(e) = state
+                    .set_account_status(tokens.account, AccountStatus::Ok)
+                    .await
+            {
+                tracing::warn!(error = %e, "could not record the account status");
+            }
+            println!(
+                "Signed in: account {:?} is authorised; its tokens are saved, encrypted, in {}.",
+                account.name,
+                ctx.config.state_path().display()
+            );
+            Ok(exit::SUCCESS)
+        }
+        Err(e) => Err(account_error(&account, &context, &e)),
+    }
+}
+
+/// Prints the sign-in address of the loopback flow and opens a browser when asked.
+fn show_loopback_address(
+    account: &AccountConfig,
+    who: &str,
+    url: &url::Url,
+    open_browser: bool,
+    timeout: std::time::Duration,
+) {
+    println!("Open this address in a browser, sign in to {who} and allow access:\n\n  {url}\n");
+    println!(
+        "Waiting for the browser to come back (up to {} s; no browser here? stop and run `crmsync auth {} --paste`)...",
+        timeout.as_secs(),
+        account.name
+    );
+    flush_stdout();
+    if open_browser {
+        try_open_browser(url.as_str());
+    }
+}
+
+/// Prints the paste flow's address and reads the address the browser ended on.
+fn read_pasted_redirect(
+    account: &AccountConfig,
+    who: &str,
+    url: &url::Url,
+) -> Result<String, CliError> {
+    println!(
+        "Open this address in a browser (on any machine), sign in to {who} and allow access:\n\n  {url}\n"
+    );
+    println!(
+        "The browser then fails to load a page on 127.0.0.1: that is expected. Copy the whole address from its address bar and paste it here, then press Enter:"
+    );
+    flush_stdout();
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    let line = line.trim();
+    if !matches!(read, Ok(n) if n > 0) || line.is_empty() {
+        return Err(CliError::usage("no address was pasted: nothing was saved")
+            .with_remedy(format!("run `crmsync auth {} --paste` again", account.name)));
+    }
+    Ok(line.to_owned())
+}
+
+/// Google: loopback or paste (desktop apps have no device flow). The outer error stops the
+/// command before any sign-in (exit code 2).
+async fn auth_google(
+    account: &AccountConfig,
+    google: &crate::provider::GoogleProvider,
+    mode: AuthMode,
+) -> Result<crmsync_core::Result<crmsync_core::TokenSet>, CliError> {
+    let context = format!("account {:?}: signing in", account.name);
+    Ok(match mode {
         AuthMode::Device => {
             return Err(CliError::usage(
                 "Google desktop apps do not support the device flow; use --paste",
@@ -116,18 +188,7 @@ pub async fn auth(ctx: &Context, name: &str, mode: AuthMode) -> Result<u8, CliEr
             google
                 .auth()
                 .sign_in_loopback(google.account(), timeout, |url| {
-                    println!(
-                        "Open this address in a browser, sign in to Google and allow access:\n\n  {url}\n"
-                    );
-                    println!(
-                        "Waiting for the browser to come back (up to {} s; no browser here? stop and run `crmsync auth {} --paste`)...",
-                        timeout.as_secs(),
-                        account.name
-                    );
-                    flush_stdout();
-                    if open_browser {
-                        try_open_browser(url.as_str());
-                    }
+                    show_loopback_address(account, "Google", url, open_browser, timeout);
                 })
                 .await
         }
@@ -135,47 +196,75 @@ pub async fn auth(ctx: &Context, name: &str, mode: AuthMode) -> Result<u8, CliEr
             let pending = google
                 .auth()
                 .authorization_request(PASTE_REDIRECT)
-                .map_err(|e| account_error(&account, &context, &e))?;
-            println!(
-                "Open this address in a browser (on any machine), sign in to Google and allow access:\n\n  {}\n",
-                pending.url()
-            );
-            println!(
-                "The browser then fails to load a page on 127.0.0.1: that is expected. Copy the whole address from its address bar and paste it here, then press Enter:"
-            );
-            flush_stdout();
-            let mut line = String::new();
-            let read = std::io::stdin().lock().read_line(&mut line);
-            let line = line.trim();
-            if !matches!(read, Ok(n) if n > 0) || line.is_empty() {
-                return Err(CliError::usage("no address was pasted: nothing was saved")
-                    .with_remedy(format!("run `crmsync auth {} --paste` again", account.name)));
-            }
+                .map_err(|e| account_error(account, &context, &e))?;
+            let line = read_pasted_redirect(account, "Google", pending.url())?;
             google
                 .auth()
-                .complete_from_pasted_redirect(google.account(), &pending, line)
+                .complete_from_pasted_redirect(google.account(), &pending, &line)
                 .await
         }
-    };
-    match result {
-        Ok(_) => {
-            // The tokens were saved by the sign-in, their scopes checked.
-            if let Ok(state) = ctx.state()
-                && let Err(e) = state
-                    .set_account_status(google.account(), AccountStatus::Ok)
-                    .await
-            {
-                tracing::warn!(error = %e, "could not record the account status");
-            }
-            println!(
-                "Signed in: account {:?} is authorised (every scope granted); its tokens are saved, encrypted, in {}.",
-                account.name,
-                ctx.config.state_path().display()
-            );
-            Ok(exit::SUCCESS)
+    })
+}
+
+/// Microsoft: loopback, paste, or the device-code flow (prints where to go and the code to
+/// type, then polls until the user signs in).
+async fn auth_microsoft(
+    account: &AccountConfig,
+    microsoft: &crate::provider::MicrosoftProvider,
+    mode: AuthMode,
+) -> Result<crmsync_core::Result<crmsync_core::TokenSet>, CliError> {
+    let context = format!("account {:?}: signing in", account.name);
+    let auth = microsoft.auth();
+    Ok(match mode {
+        AuthMode::Device => {
+            auth.sign_in_device_code(microsoft.account(), |prompt| {
+                println!(
+                    "On any device, open {} and enter the code {}\n",
+                    prompt.verification_uri, prompt.user_code
+                );
+                println!("  {}\n", prompt.message);
+                println!(
+                    "Waiting for the sign-in (the code is valid for {} min)...",
+                    prompt.expires_in.as_secs().div_ceil(60)
+                );
+                flush_stdout();
+            })
+            .await
         }
-        Err(e) => Err(account_error(&account, &context, &e)),
-    }
+        AuthMode::Loopback {
+            open_browser,
+            timeout,
+        } => {
+            auth.sign_in_loopback(microsoft.account(), timeout, |url| {
+                show_loopback_address(account, "Microsoft", url, open_browser, timeout);
+            })
+            .await
+        }
+        AuthMode::Paste => {
+            let pending = auth
+                .authorization_request(PASTE_REDIRECT)
+                .map_err(|e| account_error(account, &context, &e))?;
+            let line = read_pasted_redirect(account, "Microsoft", pending.url())?;
+            let pasted = url::Url::parse(&line).map_err(|e| {
+                CliError::usage(format!("the pasted text is not an address: {e}")).with_remedy(
+                    format!(
+                        "copy the whole address from the browser's address bar and run `crmsync auth {} --paste` again",
+                        account.name
+                    ),
+                )
+            })?;
+            let params: Vec<(String, String)> = pasted
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            auth.complete(
+                microsoft.account(),
+                &pending,
+                params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .await
+        }
+    })
 }
 
 fn flush_stdout() {
@@ -210,349 +299,6 @@ fn try_open_browser(url: &str) {
         Ok(_) => tracing::info!(program, "asked the desktop to open the sign-in address"),
         Err(e) => tracing::info!(program, error = %e, "could not open a browser"),
     }
-}
-
-// ---------------------------------------------------------------- doctor
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Level {
-    Ok,
-    Warning,
-    Error,
-}
-
-struct Finding {
-    level: Level,
-    what: String,
-    remedy: Option<String>,
-    code: u8,
-}
-
-impl Finding {
-    fn ok(what: impl Into<String>) -> Self {
-        Finding {
-            level: Level::Ok,
-            what: what.into(),
-            remedy: None,
-            code: exit::SUCCESS,
-        }
-    }
-    fn warning(what: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Finding {
-            level: Level::Warning,
-            what: what.into(),
-            remedy: Some(remedy.into()),
-            code: exit::SUCCESS,
-        }
-    }
-    fn error(what: impl Into<String>, remedy: impl Into<String>, code: u8) -> Self {
-        Finding {
-            level: Level::Error,
-            what: what.into(),
-            remedy: Some(remedy.into()),
-            code,
-        }
-    }
-    fn from_cli(e: CliError) -> Self {
-        Finding::error(
-            e.message,
-            e.remedy.unwrap_or_else(|| "see the message".into()),
-            e.code,
-        )
-    }
-    fn print(&self) {
-        let tag = match self.level {
-            Level::Ok => "ok     ",
-            Level::Warning => "warning",
-            Level::Error => "ERROR  ",
-        };
-        println!("  {tag} {}", self.what);
-        if let Some(remedy) = &self.remedy {
-            println!("          -> {remedy}");
-        }
-    }
-}
-
-/// `crmsync doctor [<account>]`: checks and prints each finding with its remedy.
-///
-/// # Errors
-/// Unknown account.
-pub async fn doctor(ctx: &Context, name: Option<&str>) -> Result<u8, CliError> {
-    let accounts = ctx.accounts(&name.map(str::to_owned).into_iter().collect::<Vec<_>>())?;
-    let mut findings = vec![Finding::ok(format!(
-        "configuration {} is valid ({} account(s))",
-        ctx.config.path.display(),
-        ctx.config.accounts.len()
-    ))];
-    let state = ctx.state()?;
-    let state_path = ctx.config.state_path();
-    match state.keys(&probe_account()?).await {
-        Ok(_) => findings.push(Finding::ok(format!(
-            "state {} is reachable",
-            state_path.display()
-        ))),
-        Err(e) => findings.push(Finding::error(
-            format!("state {}: {e}", state_path.display()),
-            e.remedy(),
-            code_for_error(&e),
-        )),
-    }
-    println!("crmsync doctor");
-    for f in &findings {
-        f.print();
-    }
-    let mut codes: Vec<u8> = findings.iter().map(|f| f.code).collect();
-    for account in &accounts {
-        println!("account {:?} ({}):", account.name, account.provider);
-        let findings = doctor_account(ctx, account, &state).await;
-        for f in &findings {
-            f.print();
-        }
-        codes.extend(findings.iter().map(|f| {
-            if f.level == Level::Error {
-                f.code.max(1)
-            } else {
-                f.code
-            }
-        }));
-    }
-    let code = worst(codes);
-    if code == exit::SUCCESS {
-        println!("Everything looks right.");
-    } else {
-        println!("Something is wrong: see the ERROR lines above and what to do about them.");
-    }
-    Ok(code)
-}
-
-/// The Google-only checks: tokens stored and valid (refreshed when due), scopes granted,
-/// the People API reachable. False when the API checks that follow cannot work.
-async fn doctor_google(
-    account: &AccountConfig,
-    google: &crate::provider::GoogleProvider,
-    findings: &mut Vec<Finding>,
-) -> bool {
-    let auth = google.auth();
-    let again = format!("run `crmsync auth {}`", account.name);
-    let tokens = match auth.token_store().load(google.account()).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            findings.push(Finding::error(
-                "no tokens are stored for this account: it was never signed in (or was reset)",
-                again,
-                exit::REAUTHORIZE,
-            ));
-            return false;
-        }
-        Err(e) => {
-            findings.push(Finding::error(
-                format!("the stored tokens cannot be read: {e}"),
-                e.remedy().replace("<account>", &account.name),
-                code_for_error(&e),
-            ));
-            return false;
-        }
-    };
-    if let Err(e) = auth.access_token(google.account()).await {
-        findings.push(Finding::error(
-            format!("the token is not valid: {e}"),
-            e.remedy().replace("<account>", &account.name),
-            code_for_error(&e),
-        ));
-        return false;
-    }
-    // A request proves the token: Google may have revoked it before its expiry.
-    match google.contact_groups().await {
-        Ok(groups) => {
-            findings.push(Finding::ok(
-                "the access token is valid: Google accepts it (tokens encrypted in the state)",
-            ));
-            findings.push(Finding::ok(format!(
-                "People API reachable ({} contact group(s))",
-                groups.len()
-            )));
-        }
-        Err(e) if matches!(e.kind(), ErrorKind::ReauthorizationRequired { .. }) => {
-            findings.push(Finding::error(
-                format!("the token is not valid: {e}"),
-                e.remedy().replace("<account>", &account.name),
-                exit::REAUTHORIZE,
-            ));
-            return false;
-        }
-        Err(e) => findings.push(Finding::error(
-            format!("People API not reachable: {e}"),
-            e.remedy().replace("<account>", &account.name),
-            code_for_error(&e),
-        )),
-    }
-    // The scopes of the tokens now stored (a refresh may have replaced them).
-    let tokens = match auth.token_store().load(google.account()).await {
-        Ok(Some(fresh)) => fresh,
-        _ => tokens,
-    };
-    match auth.check_scopes(&tokens) {
-        Ok(()) => findings.push(Finding::ok(format!(
-            "every scope is granted ({})",
-            google.config().scopes.join(", ")
-        ))),
-        Err(e) => findings.push(Finding::error(
-            format!("{e}"),
-            format!("{again} and leave every permission ticked on Google's consent screen"),
-            exit::REAUTHORIZE,
-        )),
-    }
-    true
-}
-
-fn probe_account() -> Result<crmsync_core::AccountId, CliError> {
-    crmsync_core::AccountId::new("crmsync-doctor").map_err(|e| CliError::from_error("doctor", &e))
-}
-
-async fn doctor_account(
-    ctx: &Context,
-    account: &AccountConfig,
-    state: &Arc<dyn SyncState>,
-) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    if let Some(env) = &account.client_secret_env {
-        // Read into a secret type and only ever report whether it is there.
-        let secret = std::env::var(env).ok().map(SecretString::from);
-        match secret {
-            Some(s) if !s.expose_secret().is_empty() => findings.push(Finding::ok(format!(
-                "the client secret is set (environment variable {env})"
-            ))),
-            _ => {
-                let message = format!("environment variable {env} (the client secret) is not set");
-                if account.provider == ProviderKind::Memory {
-                    findings.push(Finding::warning(
-                        message,
-                        "the memory provider does not need it; set it before switching to a real provider",
-                    ));
-                } else {
-                    findings.push(Finding::error(
-                        message,
-                        format!("export {env}=<the OAuth client secret> before running crmsync"),
-                        exit::USAGE,
-                    ));
-                }
-            }
-        }
-    }
-    let crm_folder = ctx.config.crm_folder(account);
-    match ctx.crm(account) {
-        Ok((events, contacts)) => match (events.all(), contacts.all()) {
-            (Ok(e), Ok(c)) => findings.push(Finding::ok(format!(
-                "file CRM {} is readable ({} event(s), {} contact(s))",
-                crm_folder.display(),
-                e.len(),
-                c.len()
-            ))),
-            (Err(e), _) | (_, Err(e)) => findings.push(Finding::error(
-                format!("file CRM {}: {e}", crm_folder.display()),
-                e.remedy().replace("<account>", &account.name),
-                code_for_error(&e),
-            )),
-        },
-        Err(e) => findings.push(Finding::from_cli(e)),
-    }
-    let provider = match ctx.provider(account) {
-        Ok(p) => p,
-        Err(e) => {
-            findings.push(Finding::from_cli(e));
-            return findings;
-        }
-    };
-    if let Some(google) = provider.as_google()
-        && !doctor_google(account, google, &mut findings).await
-    {
-        return findings;
-    }
-    match provider.calendars().calendars().await {
-        Ok(list) => findings.push(Finding::ok(format!(
-            "provider reachable: {} ({} calendar(s))",
-            provider.location(),
-            list.len()
-        ))),
-        Err(e) => {
-            findings.push(Finding::error(
-                format!("provider not reachable: {e}"),
-                e.remedy().replace("<account>", &account.name),
-                code_for_error(&e),
-            ));
-            return findings;
-        }
-    }
-    if account.syncs(Collection::Events) {
-        let name = account.calendar.as_deref().unwrap_or("");
-        match provider.calendars().calendar_by_name(name).await {
-            Ok(info) => findings.push(Finding::ok(format!(
-                "calendar {:?} resolves (id {})",
-                info.name, info.id
-            ))),
-            Err(e) => {
-                let mut what = format!("calendar: {e}");
-                if matches!(e.kind(), ErrorKind::CalendarNotFound { .. })
-                    && let Ok(list) = provider.calendars().calendars().await
-                {
-                    let names: Vec<String> = list
-                        .iter()
-                        .filter(|c| c.writable)
-                        .map(|c| format!("{:?}", c.name))
-                        .collect();
-                    what.push_str(&format!(" (writable calendars: {})", names.join(", ")));
-                }
-                findings.push(Finding::error(
-                    what,
-                    e.remedy().replace("<account>", &account.name),
-                    code_for_error(&e),
-                ));
-            }
-        }
-    }
-    if account.syncs(Collection::Contacts) {
-        match provider.address_book(account.contacts_name()).await {
-            Ok(info) => findings.push(Finding::ok(format!(
-                "contact group {:?} resolves (id {})",
-                info.name, info.id
-            ))),
-            Err(e) => findings.push(Finding::error(
-                format!("contact group: {e}"),
-                "set `contacts` to the name of an existing contact group or folder",
-                code_for_error(&e),
-            )),
-        }
-        if provider.kind() == ProviderKind::Google && account.contacts_name() != "Contacts" {
-            findings.push(Finding::warning(
-                format!(
-                    "the whole Google address book is synced, not only the group {:?}",
-                    account.contacts_name()
-                ),
-                "the group is checked but is not a filter yet; memberships travel in the contacts' `groups` field",
-            ));
-        }
-    }
-    match crmsync_core::AccountId::new(account.account_id()) {
-        Ok(id) => match state.account_status(&id).await {
-            Ok(AccountStatus::Ok) => findings.push(Finding::ok("account status: ok")),
-            Ok(AccountStatus::NeedsReauthorization { cause }) => findings.push(Finding::error(
-                format!("the account must be authorised again: {cause}"),
-                format!("run `crmsync auth {}`", account.name),
-                exit::REAUTHORIZE,
-            )),
-            Ok(AccountStatus::Failing { last_error }) => findings.push(Finding::warning(
-                format!("the last run failed: {last_error}"),
-                "fix what the error says, then run `crmsync sync` again",
-            )),
-            Err(e) => findings.push(Finding::error(
-                format!("account status: {e}"),
-                e.remedy().replace("<account>", &account.name),
-                code_for_error(&e),
-            )),
-        },
-        Err(e) => findings.push(Finding::error(e.to_string(), e.remedy(), exit::USAGE)),
-    }
-    findings
 }
 
 // ---------------------------------------------------------------- plan
@@ -592,20 +338,14 @@ pub async fn plan(ctx: &Context, name: Option<&str>, json: bool) -> Result<u8, C
     let accounts = ctx.accounts(&name.map(str::to_owned).into_iter().collect::<Vec<_>>())?;
     let mut outputs = Vec::new();
     for account in &accounts {
-        let session = ctx.session(account, RunFlags::default()).await?;
+        let mut session = ctx.session(account, RunFlags::default()).await?;
         let context = |c: &str| format!("account {:?}: planning the {c}", account.name);
-        if let Some(s) = &session.events {
-            let plan = s
-                .plan()
-                .await
-                .map_err(|e| account_error(account, &context("events"), &e))?;
+        if let Some(plan) = session.plan::<Event>(ctx).await {
+            let plan = plan.map_err(|e| account_error(account, &context("events"), &e))?;
             outputs.push(plan_output(&account.name, Collection::Events, &plan));
         }
-        if let Some(s) = &session.contacts {
-            let plan = s
-                .plan()
-                .await
-                .map_err(|e| account_error(account, &context("contacts"), &e))?;
+        if let Some(plan) = session.plan::<Contact>(ctx).await {
+            let plan = plan.map_err(|e| account_error(account, &context("contacts"), &e))?;
             outputs.push(plan_output(&account.name, Collection::Contacts, &plan));
         }
     }
@@ -715,22 +455,23 @@ async fn run_account(
         }
     };
     let mut bars = Vec::new();
-    if let Some(s) = session.events.take() {
-        let (p, bar) = progress.for_run(format!("{} events", account.name));
-        bars.extend(bar);
-        session.events = Some(s.with_progress(p));
+    for (collection, present) in [
+        (Collection::Events, session.events.is_some()),
+        (Collection::Contacts, session.contacts.is_some()),
+    ] {
+        if present {
+            let (p, bar) =
+                progress.for_run(format!("{} {}", account.name, collection_name(collection)));
+            bars.extend(bar);
+            session.set_progress(collection, p);
+        }
     }
-    if let Some(s) = session.contacts.take() {
-        let (p, bar) = progress.for_run(format!("{} contacts", account.name));
-        bars.extend(bar);
-        session.contacts = Some(s.with_progress(p));
-    }
+    let op = match mode {
+        RunMode::Sync => RunOp::Sync,
+        RunMode::Pull => RunOp::Pull,
+    };
     let mut failure = None;
-    if let Some(s) = &session.events {
-        let result = match mode {
-            RunMode::Sync => s.sync().await,
-            RunMode::Pull => s.pull().await,
-        };
+    if let Some(result) = session.run::<Event>(&ctx, op).await {
         match result {
             Ok(r) => outcome.reports.push(CollectionReport {
                 collection: "events",
@@ -740,12 +481,8 @@ async fn run_account(
         }
     }
     if failure.is_none()
-        && let Some(s) = &session.contacts
+        && let Some(result) = session.run::<Contact>(&ctx, op).await
     {
-        let result = match mode {
-            RunMode::Sync => s.sync().await,
-            RunMode::Pull => s.pull().await,
-        };
         match result {
             Ok(r) => outcome.reports.push(CollectionReport {
                 collection: "contacts",
@@ -754,6 +491,7 @@ async fn run_account(
             Err(e) => failure = Some(account_error(&account, "syncing the contacts", &e)),
         }
     }
+
     for bar in bars {
         bar.finish_and_clear();
     }
@@ -978,7 +716,7 @@ async fn run_many(
 /// An unknown account or record id (exit code 2).
 pub async fn push(ctx: &Context, name: &str, ids: &[String], json: bool) -> Result<u8, CliError> {
     let account = ctx.config.account(name)?.clone();
-    let session = ctx.session(&account, RunFlags::default()).await?;
+    let mut session = ctx.session(&account, RunFlags::default()).await?;
     let in_events: Vec<String> = all_ids(&session.crm_events)?;
     let in_contacts: Vec<String> = all_ids(&session.crm_contacts)?;
     let mut event_ids = Vec::new();
@@ -1004,8 +742,10 @@ pub async fn push(ctx: &Context, name: &str, ids: &[String], json: bool) -> Resu
         reports: Vec::new(),
     };
     let mut failure = None;
-    if let (Some(s), false) = (&session.events, event_ids.is_empty()) {
-        match s.push(&event_ids).await {
+    if !event_ids.is_empty()
+        && let Some(result) = session.run::<Event>(ctx, RunOp::Push(&event_ids)).await
+    {
+        match result {
             Ok(r) => outcome.reports.push(CollectionReport {
                 collection: "events",
                 report: r,
@@ -1013,8 +753,11 @@ pub async fn push(ctx: &Context, name: &str, ids: &[String], json: bool) -> Resu
             Err(e) => failure = Some(account_error(&account, "pushing events", &e)),
         }
     }
-    if let (Some(s), false, None) = (&session.contacts, contact_ids.is_empty(), &failure) {
-        match s.push(&contact_ids).await {
+    if !contact_ids.is_empty()
+        && failure.is_none()
+        && let Some(result) = session.run::<Contact>(ctx, RunOp::Push(&contact_ids)).await
+    {
+        match result {
             Ok(r) => outcome.reports.push(CollectionReport {
                 collection: "contacts",
                 report: r,
@@ -1073,15 +816,27 @@ pub struct ResetArgs {
 /// Unknown account; not confirmed (exit code 2).
 pub async fn reset(ctx: &Context, name: &str, args: ResetArgs) -> Result<u8, CliError> {
     let account = ctx.config.account(name)?.clone();
+    if args.revoke && account.provider != ProviderKind::Google {
+        return Err(CliError::usage(format!(
+            "--revoke: the {} provider offers no revocation crmsync can call",
+            account.provider
+        ))
+        .with_remedy(match account.provider {
+            ProviderKind::Microsoft => format!(
+                "run `crmsync reset {name} --all` (it forgets the tokens), then remove the app's access at https://myapps.microsoft.com (work or school) or https://account.live.com/consent/Manage (personal)"
+            ),
+            _ => format!("run `crmsync reset {name} --all` without --revoke"),
+        }));
+    }
     let session = match ctx.session(&account, RunFlags::default()).await {
         Ok(s) => s,
-        // Google no longer accepts the tokens: a full reset can still forget everything
-        // kept here (nothing on the provider can be deleted without signing in).
+        // The provider no longer accepts the tokens: a full reset can still forget
+        // everything kept here (nothing on the provider can be deleted without signing in).
         Err(e)
             if e.code == exit::REAUTHORIZE
                 && args.tokens
                 && !args.remove_remote
-                && account.provider == ProviderKind::Google =>
+                && account.provider != ProviderKind::Memory =>
         {
             return reset_signed_out(ctx, &account, args, e).await;
         }
@@ -1115,7 +870,7 @@ pub async fn reset(ctx: &Context, name: &str, args: ResetArgs) -> Result<u8, Cli
                 " (both sides keep their records; the next sync re-links them)"
             }
         );
-        if args.tokens && account.provider == ProviderKind::Google {
+        if args.tokens && account.provider != ProviderKind::Memory {
             println!(
                 "It also forgets the account's tokens{} (sign in again with `crmsync auth {name}`).",
                 if args.revoke {
@@ -1160,7 +915,7 @@ pub async fn reset(ctx: &Context, name: &str, args: ResetArgs) -> Result<u8, Cli
                         e.side,
                         e.id.as_deref().unwrap_or("?"),
                         e.message,
-                        e.remedy
+                        e.remedy.replace("<account>", &account.name)
                     );
                 }
                 reports.push(report);
@@ -1178,10 +933,8 @@ pub async fn reset(ctx: &Context, name: &str, args: ResetArgs) -> Result<u8, Cli
     }
     session.persist()?;
     let mut codes: Vec<u8> = reports.iter().map(code_for_report).collect();
-    if args.tokens
-        && let Some(google) = session.provider.as_google()
-    {
-        codes.push(forget_tokens(ctx, &account, google, args.revoke).await?);
+    if args.tokens && session.provider.tokens().is_some() {
+        codes.push(forget_tokens(ctx, &account, session.provider.as_ref(), args.revoke).await?);
     }
     Ok(worst(codes))
 }
@@ -1203,9 +956,9 @@ fn confirm() -> Result<(), CliError> {
     }
 }
 
-/// `reset --all` of a Google account that must sign in again: the provider cannot be
-/// reached, so every link, cursor, intent and deferred item of the account is forgotten
-/// from the state alone, then its tokens.
+/// `reset --all` of an account that must sign in again: the provider cannot be reached,
+/// so every link, cursor, intent and deferred item of the account is forgotten from the
+/// state alone, then its tokens.
 async fn reset_signed_out(
     ctx: &Context,
     account: &AccountConfig,
@@ -1213,13 +966,14 @@ async fn reset_signed_out(
     why: CliError,
 ) -> Result<u8, CliError> {
     let provider = ctx.provider(account)?;
-    let Some(google) = provider.as_google() else {
+    let Some(tokens) = provider.tokens() else {
         return Err(why);
     };
     println!(
-        "Account {:?} must sign in again ({}), so Google cannot be reached: this forgets everything crmsync keeps for it here (links, cursors, intents, deferred items) and its tokens{}.",
+        "Account {:?} must sign in again ({}), so {} cannot be reached: this forgets everything crmsync keeps for it here (links, cursors, intents, deferred items) and its tokens{}.",
         account.name,
         why.message,
+        provider_name(account.provider),
         if args.revoke {
             ", after trying to revoke its grant"
         } else {
@@ -1232,7 +986,7 @@ async fn reset_signed_out(
     let counts = ctx
         .state()?
         .reset(&crmsync_core::ResetScope {
-            account: google.account().clone(),
+            account: tokens.account.clone(),
             kind: None,
             collection: None,
         })
@@ -1242,19 +996,31 @@ async fn reset_signed_out(
         "state: forgot {} link(s), {} intent(s), {} deferred item(s), {} cursor(s)",
         counts.links, counts.intents, counts.deferred, counts.cursors
     );
-    forget_tokens(ctx, account, google, args.revoke).await
+    forget_tokens(ctx, account, provider.as_ref(), args.revoke).await
 }
 
-/// `reset --all` of a Google account: revokes the grant when asked, purges the tokens, and
-/// records that the account must sign in again.
+/// The provider's name in messages.
+fn provider_name(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Google => "Google",
+        ProviderKind::Microsoft => "Microsoft",
+        ProviderKind::Memory => "the memory provider",
+    }
+}
+
+/// `reset --all`: revokes the grant when asked (Google), purges the tokens, and records
+/// that the account must sign in again.
 async fn forget_tokens(
     ctx: &Context,
     account: &AccountConfig,
-    google: &crate::provider::GoogleProvider,
+    provider: &dyn Provider,
     revoke: bool,
 ) -> Result<u8, CliError> {
+    let Some(tokens) = provider.tokens() else {
+        return Ok(exit::SUCCESS);
+    };
     let mut code = exit::SUCCESS;
-    if revoke {
+    if revoke && let Some(google) = provider.as_google() {
         match google.auth().revoke(google.account()).await {
             Ok(()) => println!("tokens: the grant was revoked at Google"),
             Err(e) => {
@@ -1269,10 +1035,9 @@ async fn forget_tokens(
             }
         }
     }
-    google
-        .auth()
-        .token_store()
-        .purge(google.account())
+    tokens
+        .store
+        .purge(tokens.account)
         .await
         .map_err(|e| account_error(account, "forgetting the tokens", &e))?;
     println!(
@@ -1284,7 +1049,7 @@ async fn forget_tokens(
     };
     if let Err(e) = ctx
         .state()?
-        .set_account_status(google.account(), status)
+        .set_account_status(tokens.account, status)
         .await
     {
         tracing::warn!(error = %e, "could not record the account status");

@@ -62,7 +62,8 @@ pub enum ProviderKind {
     Memory,
     /// Google Calendar and Google Contacts (People API).
     Google,
-    /// Microsoft 365 / Outlook through Graph (not in this build yet).
+    /// Microsoft 365 / Outlook through Microsoft Graph (calendar; contacts when the
+    /// provider crate offers them).
     Microsoft,
 }
 
@@ -132,6 +133,10 @@ pub struct AccountConfig {
     /// Rejected with an explanation: secrets never go in the file.
     #[serde(default)]
     client_secret: Option<toml::Value>,
+    /// Microsoft: the directory users sign in to: `common`, `organizations`, `consumers`,
+    /// or one organisation's tenant id or domain; default `common`.
+    #[serde(default)]
+    pub tenant: Option<String>,
     /// The calendar to sync, by name.
     #[serde(default)]
     pub calendar: Option<String>,
@@ -367,6 +372,42 @@ impl Config {
                     ));
                 }
             }
+            if a.provider == ProviderKind::Microsoft {
+                if a.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                    return Err(bad(
+                        at("client_id"),
+                        "a Microsoft account needs the application (client) id of its app registration (a GUID)".into(),
+                    ));
+                }
+                if a.client_secret_env.is_some() {
+                    return Err(bad(
+                        at("client_secret_env"),
+                        "Microsoft accounts sign in as a public client (a \"Mobile and desktop applications\" app registration), which has no client secret: remove this key".into(),
+                    ));
+                }
+                if let Some(tenant) = &a.tenant
+                    && let Err(e) = crmsync_microsoft::Tenant::parse(tenant)
+                {
+                    return Err(bad(at("tenant"), e.message().to_owned()));
+                }
+            } else if a.tenant.is_some() {
+                return Err(bad(
+                    at("tenant"),
+                    "only the microsoft provider takes `tenant`".into(),
+                ));
+            }
+            if matches!(a.provider, ProviderKind::Google | ProviderKind::Microsoft) {
+                for (key, url) in [
+                    ("api_base_url", &a.api_base_url),
+                    ("auth_base_url", &a.auth_base_url),
+                ] {
+                    if let Some(url) = url
+                        && let Err(e) = crmsync_http::BaseUrl::parse(url)
+                    {
+                        return Err(bad(at(key), e.message().to_owned()));
+                    }
+                }
+            }
             if a.provider == ProviderKind::Google {
                 if a.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
                     return Err(bad(
@@ -379,16 +420,6 @@ impl Config {
                         at("client_secret_env"),
                         "a Google account needs the NAME of the environment variable holding its OAuth client secret".into(),
                     ));
-                }
-                for (key, url) in [
-                    ("api_base_url", &a.api_base_url),
-                    ("auth_base_url", &a.auth_base_url),
-                ] {
-                    if let Some(url) = url
-                        && let Err(e) = crmsync_http::BaseUrl::parse(url)
-                    {
-                        return Err(bad(at(key), e.message().to_owned()));
-                    }
                 }
             }
             let memory_only = [
@@ -640,6 +671,8 @@ mod tests {
             c.accounts[1].token_key_env.as_deref(),
             Some("CRMSYNC_TOKEN_KEY")
         );
+        assert_eq!(c.accounts[2].provider, ProviderKind::Microsoft);
+        assert_eq!(c.accounts[2].tenant.as_deref(), Some("organizations"));
     }
 
     #[test]
@@ -659,6 +692,36 @@ mod tests {
         assert!(e.message.contains("api_base_url"), "{}", e.message);
         let e = parse(&format!("{ok}token_key_env = \"a key\"\n")).unwrap_err();
         assert!(e.message.contains("token_key_env"), "{}", e.message);
+    }
+
+    #[test]
+    fn microsoft_accounts_are_checked() {
+        let microsoft = "[crm]\nfolder = \"crm\"\n[[accounts]]\nname = \"a\"\nprovider = \"microsoft\"\ncalendar = \"Work\"\n";
+        let e = parse(microsoft).unwrap_err();
+        assert!(e.message.contains("accounts[0].client_id"), "{}", e.message);
+        let ok = format!("{microsoft}client_id = \"8f0c6f1e-6b3a-4a52-9d1e-1c2b3a4d5e6f\"\n");
+        parse(&ok).unwrap();
+        for tenant in [
+            "common",
+            "organizations",
+            "consumers",
+            "contoso.onmicrosoft.com",
+        ] {
+            let c = parse(&format!("{ok}tenant = \"{tenant}\"\n")).unwrap();
+            assert_eq!(c.accounts[0].tenant.as_deref(), Some(tenant));
+        }
+        let e = parse(&format!("{ok}tenant = \"a/b\"\n")).unwrap_err();
+        assert!(e.message.contains("accounts[0].tenant"), "{}", e.message);
+        let e = parse(&format!("{ok}client_secret_env = \"S\"\n")).unwrap_err();
+        assert!(e.message.contains("public client"), "{}", e.message);
+        let e = parse(&format!("{ok}auth_base_url = \"not a url\"\n")).unwrap_err();
+        assert!(e.message.contains("auth_base_url"), "{}", e.message);
+        let e = parse(&format!("{MINIMAL}tenant = \"common\"\n")).unwrap_err();
+        assert!(
+            e.message.contains("only the microsoft provider"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

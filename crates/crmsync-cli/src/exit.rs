@@ -39,11 +39,17 @@ pub fn code_for_error(error: &Error) -> u8 {
     }
 }
 
-/// The exit code of a finished run: 4 when a guard stopped it, 1 when records failed,
-/// else 0 (a cap reached is only a warning).
+/// The exit code of a finished run: 4 when a guard stopped it, 3 when records failed
+/// because the account must sign in again, 1 when records failed otherwise, else 0 (a cap
+/// reached is only a warning).
 pub fn code_for_report(report: &SyncReport) -> u8 {
+    let reauthorize = ErrorKind::ReauthorizationRequired {
+        cause: String::new(),
+    };
     if report.guard.is_some() {
         GUARD
+    } else if report.errors.iter().any(|e| e.kind == reauthorize.as_str()) {
+        REAUTHORIZE
     } else if !report.errors.is_empty() {
         RECORDS_FAILED
     } else {

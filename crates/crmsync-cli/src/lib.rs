@@ -1,7 +1,7 @@
 //! The `crmsync` command-line tool, as a library so its parts can be tested.
 //!
-//! The binary (`src/main.rs`) calls [`main_entry`]. Commands are in [`commands`] and
-//! [`demo`]; the configuration file in [`config`]; the file CRM in [`filecrm`]; the
+//! The binary (`src/main.rs`) calls [`main_entry`]. Commands are in [`commands`],
+//! [`doctor`] and [`demo`]; the configuration file in [`config`]; the file CRM in [`filecrm`]; the
 //! provider dispatch in [`provider`]; exit codes in [`exit`]. `docs/cli.md` is the user's
 //! guide.
 
@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod exit;
 pub mod filecrm;
 pub mod output;
@@ -117,7 +118,9 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         command => {
             let ctx = Arc::new(open_context(config).await?);
             let result = match command {
-                Command::Doctor { account } => commands::doctor(&ctx, account.as_deref()).await,
+                Command::Doctor { account, json } => {
+                    doctor::doctor(&ctx, account.as_deref(), json).await
+                }
                 Command::Plan { account, json } => {
                     commands::plan(&ctx, account.as_deref(), json).await
                 }

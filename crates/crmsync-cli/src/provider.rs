@@ -1,20 +1,25 @@
 //! The provider side of an account, behind one trait so that adding a provider is one more
-//! arm in [`open_provider`]: the memory provider (snapshot files) and Google (Calendar v3,
-//! People API, Google OAuth with tokens in the state database, encrypted).
+//! arm in [`open_provider`]: the memory provider (snapshot files), Google (Calendar v3,
+//! People API, Google OAuth) and Microsoft (Graph, the Microsoft identity platform), the
+//! last two with their tokens in the state database, encrypted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use crmsync_core::{
-    AccountId, CalendarStore, CollectionInfo, Contact, ContactStore, Error, ErrorKind, Event,
-    RecordStoreExt, Result, TokenKey, TokenStore,
+    AccountId, CalendarStore, CalendarStoreExt, CollectionInfo, Contact, ContactStore, Error,
+    ErrorKind, Event, RecordStoreExt, Result, TokenKey, TokenStore,
 };
 use crmsync_google::{GoogleAuth, GoogleCalendar, GoogleClient, GoogleConfig, GoogleContacts};
 use crmsync_http::{ClientSecret, HttpClient};
 use crmsync_memory::{
     MemoryStore, like_caldav, like_google_calendar, like_google_contacts, like_outlook,
     memory_unlimited,
+};
+use crmsync_microsoft::{
+    GraphCalendar, GraphContacts, MicrosoftAuth, MicrosoftClient, MicrosoftConfig, Tenant,
+    mailbox_limiter,
 };
 use crmsync_sqlite::{SqliteState, SqliteTokenStore};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -33,6 +38,16 @@ pub trait Provider: Send + Sync {
 
     /// The calendar store.
     fn calendars(&self) -> Arc<dyn CalendarStore>;
+
+    /// The calendar to sync: the writable calendar named `name` (Microsoft: the mailbox's
+    /// default calendar when no name is configured).
+    ///
+    /// # Errors
+    /// [`ErrorKind::CalendarNameMissing`], [`ErrorKind::CalendarNotFound`],
+    /// [`ErrorKind::NoCalendars`]; the listing's errors.
+    async fn calendar(&self, name: &str) -> Result<CollectionInfo> {
+        self.calendars().calendar_by_name(name).await
+    }
 
     /// The contact store.
     fn contacts(&self) -> Arc<dyn ContactStore>;
@@ -54,6 +69,25 @@ pub trait Provider: Send + Sync {
     fn as_google(&self) -> Option<&GoogleProvider> {
         None
     }
+
+    /// The Microsoft side of the account, when it is a Microsoft account.
+    fn as_microsoft(&self) -> Option<&MicrosoftProvider> {
+        None
+    }
+
+    /// Where the account's tokens are kept, for providers that sign in.
+    fn tokens(&self) -> Option<AccountTokens<'_>> {
+        None
+    }
+}
+
+/// The tokens of an account that signs in: the id they are kept under, and the store.
+#[derive(Clone, Copy)]
+pub struct AccountTokens<'a> {
+    /// The account id the tokens are kept under.
+    pub account: &'a AccountId,
+    /// The token store (the state database, sealed under the account's token key).
+    pub store: &'a Arc<dyn TokenStore>,
 }
 
 /// Opens the provider of an account. Google accounts keep their tokens in `state`'s
@@ -88,18 +122,15 @@ pub fn open_provider(
             })?;
             Ok(Arc::new(GoogleProvider::open(config, account, state)?))
         }
-        kind @ ProviderKind::Microsoft => Err(not_available(kind)),
+        ProviderKind::Microsoft => {
+            let state = state.ok_or_else(|| CliError {
+                code: crate::exit::RECORDS_FAILED,
+                message: "the state was not opened before the Microsoft provider".into(),
+                remedy: None,
+            })?;
+            Ok(Arc::new(MicrosoftProvider::open(config, account, state)?))
+        }
     }
-}
-
-/// The error for a provider the configuration accepts but this build cannot use yet.
-pub fn not_available(kind: ProviderKind) -> CliError {
-    CliError::usage(format!(
-        "the {kind} provider is not available in this build yet"
-    ))
-    .with_remedy(
-        "use provider = \"memory\" or \"google\"; Microsoft arrives with its provider crate",
-    )
 }
 
 /// The in-memory provider, kept in snapshot files (`events.json`, `contacts.json`) in a
@@ -349,6 +380,7 @@ pub struct GoogleProvider {
     config: GoogleConfig,
     account: AccountId,
     auth: GoogleAuth,
+    client: GoogleClient,
     calendar: Arc<GoogleCalendar>,
     contacts: Arc<GoogleContacts>,
 }
@@ -375,7 +407,8 @@ impl GoogleProvider {
         let client = GoogleClient::new(google.clone(), http, auth.clone(), account_id.clone());
         Ok(GoogleProvider {
             calendar: Arc::new(GoogleCalendar::new(client.clone())),
-            contacts: Arc::new(GoogleContacts::new(client)),
+            contacts: Arc::new(GoogleContacts::new(client.clone())),
+            client,
             config: google,
             account: account_id,
             auth,
@@ -395,6 +428,11 @@ impl GoogleProvider {
     /// The Google configuration (no secret in its `Debug`).
     pub fn config(&self) -> &GoogleConfig {
         &self.config
+    }
+
+    /// The REST client of the account.
+    pub fn client(&self) -> &GoogleClient {
+        &self.client
     }
 
     /// The contact groups of the account (a People API request).
@@ -464,5 +502,195 @@ impl Provider for GoogleProvider {
 
     fn as_google(&self) -> Option<&GoogleProvider> {
         Some(self)
+    }
+
+    fn tokens(&self) -> Option<AccountTokens<'_>> {
+        Some(AccountTokens {
+            account: &self.account,
+            store: self.auth.token_store(),
+        })
+    }
+}
+
+/// The [`MicrosoftConfig`] of an account: its app registration and tenant, calendar and
+/// contact folder, and the base URL overrides (`api_base_url` is the Graph base, as
+/// `https://graph.microsoft.com/v1.0/`; `auth_base_url` the login authority, as
+/// `https://login.microsoftonline.com/`, under which `<tenant>/oauth2/v2.0/...` lie).
+///
+/// # Errors
+/// Exit code 2 naming the key at fault.
+pub fn microsoft_config(
+    config: &Config,
+    account: &AccountConfig,
+) -> Result<MicrosoftConfig, CliError> {
+    let bad = |key: &str, what: String| {
+        CliError::config(format!(
+            "invalid configuration in {}: key `{}`: {what}",
+            config.path.display(),
+            account_key(config, account, key)
+        ))
+    };
+    let client_id = account
+        .client_id
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| {
+            bad(
+                "client_id",
+                "a Microsoft account needs the application (client) id of its app registration"
+                    .into(),
+            )
+        })?;
+    let mut microsoft = MicrosoftConfig::new(client_id);
+    if let Some(tenant) = &account.tenant {
+        let tenant = Tenant::parse(tenant).map_err(|e| bad("tenant", e.message().to_owned()))?;
+        microsoft = microsoft.with_tenant(tenant);
+    }
+    if let Some(api) = &account.api_base_url {
+        microsoft = microsoft
+            .with_graph_url(api)
+            .map_err(|e| bad("api_base_url", e.message().to_owned()))?;
+    }
+    if let Some(auth) = &account.auth_base_url {
+        microsoft = microsoft
+            .with_authority_url(auth)
+            .map_err(|e| bad("auth_base_url", e.message().to_owned()))?;
+    }
+    if let Some(calendar) = &account.calendar {
+        microsoft = microsoft.with_calendar_name(calendar.clone());
+    }
+    if let Some(folder) = &account.contacts {
+        microsoft = microsoft.with_contact_folder(folder.clone());
+    }
+    Ok(microsoft)
+}
+
+/// A Microsoft 365 / Outlook account: Graph events and personal contacts, the identity
+/// platform's sign-in (a public client: no secret) with its tokens in the state database
+/// (sealed under the account's token key), at most 4 requests in flight per mailbox.
+pub struct MicrosoftProvider {
+    account: AccountId,
+    auth: MicrosoftAuth,
+    client: MicrosoftClient,
+    calendar: Arc<GraphCalendar>,
+    contacts: Arc<GraphContacts>,
+}
+
+impl MicrosoftProvider {
+    /// Opens the account: reads its token key from the environment.
+    ///
+    /// # Errors
+    /// Exit code 2 when the configuration or the environment is incomplete.
+    pub fn open(
+        config: &Config,
+        account: &AccountConfig,
+        state: &SqliteState,
+    ) -> Result<Self, CliError> {
+        let microsoft = microsoft_config(config, account)?;
+        let key = token_key(config, account)?;
+        let tokens: Arc<dyn TokenStore> = Arc::new(SqliteTokenStore::new(state, key));
+        let http = HttpClient::builder()
+            .limiter(mailbox_limiter())
+            .build()
+            .map_err(|e| CliError::from_error(&format!("account {:?}", account.name), &e))?;
+        let account_id = AccountId::new(account.account_id())
+            .map_err(|e| CliError::from_error(&format!("account {:?}", account.name), &e))?;
+        let auth = MicrosoftAuth::new(&microsoft, http.clone(), tokens);
+        let client = MicrosoftClient::new(microsoft, http, auth.clone(), account_id.clone());
+        Ok(MicrosoftProvider {
+            calendar: Arc::new(GraphCalendar::new(client.clone())),
+            contacts: Arc::new(GraphContacts::new(client.clone())),
+            client,
+            account: account_id,
+            auth,
+        })
+    }
+
+    /// Sign-in and tokens.
+    pub fn auth(&self) -> &MicrosoftAuth {
+        &self.auth
+    }
+
+    /// The account id the tokens are kept under.
+    pub fn account(&self) -> &AccountId {
+        &self.account
+    }
+
+    /// The REST client of the mailbox.
+    pub fn client(&self) -> &MicrosoftClient {
+        &self.client
+    }
+
+    /// The Microsoft configuration.
+    pub fn config(&self) -> &MicrosoftConfig {
+        self.client.config()
+    }
+}
+
+#[async_trait]
+impl Provider for MicrosoftProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Microsoft
+    }
+
+    fn location(&self) -> String {
+        format!(
+            "Microsoft Graph {} (sign-in {}, tenant {})",
+            self.config().graph_url.as_url(),
+            self.config().authority_url.as_url(),
+            self.config().tenant.as_str()
+        )
+    }
+
+    fn calendars(&self) -> Arc<dyn CalendarStore> {
+        self.calendar.clone()
+    }
+
+    /// The configured calendar (`calendar` names it; the default calendar when unset).
+    async fn calendar(&self, _name: &str) -> Result<CollectionInfo> {
+        self.calendar.configured_calendar().await
+    }
+
+    fn contacts(&self) -> Arc<dyn ContactStore> {
+        self.contacts.clone()
+    }
+
+    /// The configured contact folder (`contacts`, compared without case as Outlook does),
+    /// or the default folder when `contacts` is not set.
+    async fn address_book(&self, name: &str) -> Result<CollectionInfo> {
+        match self.contacts.configured_folder().await {
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {
+                let names: Vec<String> = self
+                    .contacts
+                    .address_books()
+                    .await?
+                    .into_iter()
+                    .map(|c| format!("{:?}", c.name))
+                    .collect();
+                Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "no contact folder named {name:?} (the mailbox has: {})",
+                        names.join(", ")
+                    ),
+                ))
+            }
+            other => other,
+        }
+    }
+
+    fn persist(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn as_microsoft(&self) -> Option<&MicrosoftProvider> {
+        Some(self)
+    }
+
+    fn tokens(&self) -> Option<AccountTokens<'_>> {
+        Some(AccountTokens {
+            account: &self.account,
+            store: self.auth.token_store(),
+        })
     }
 }

@@ -1,12 +1,12 @@
 //! What a command opens: the state, the file CRM, and per account the provider and the
 //! syncers of its collections.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crmsync_core::engine::{ConfirmAll, Syncer};
-use crmsync_core::{AccountId, CalendarStoreExt, Contact, Event, RunSummary, SyncState};
+use crmsync_core::engine::{ConfirmAll, Plan, Progress, SyncReport, Syncer};
+use crmsync_core::{AccountId, Contact, CrmId, ErrorKind, Event, Record, RunSummary, SyncState};
 use crmsync_sqlite::SqliteState;
 
 use crate::config::{AccountConfig, Collection, Config, Policies};
@@ -159,9 +159,14 @@ impl Context {
 
     /// Opens an account: its provider, and a syncer per collection it syncs.
     ///
+    /// The calendar and the address book are found by name once, then through the id the
+    /// state remembers for that name (a collection alias), so a sync with nothing to do
+    /// lists no collections; [`Session::plan`] and [`Session::run`] find the name again
+    /// when the remembered id is gone.
+    ///
     /// # Errors
-    /// The provider is not available, a calendar or address book does not resolve, the
-    /// state cannot be opened.
+    /// A calendar or address book that does not resolve, the state cannot be opened, the
+    /// provider's configuration is incomplete.
     pub async fn session(
         &self,
         account: &AccountConfig,
@@ -172,80 +177,132 @@ impl Context {
         let (crm_events, crm_contacts) = self.crm(account)?;
         let account_id = AccountId::new(account.account_id())
             .map_err(|e| CliError::from_error(&format!("account {:?}", account.name), &e))?;
-        let context = |what: &str| format!("account {:?}: {what}", account.name);
         let mut session = Session {
             account: account.clone(),
-            account_id: account_id.clone(),
-            state: Arc::clone(&state),
-            provider: Arc::clone(&provider),
-            crm_events: crm_events.clone(),
-            crm_contacts: crm_contacts.clone(),
+            account_id,
+            state,
+            provider,
+            crm_events,
+            crm_contacts,
             events: None,
             contacts: None,
+            flags,
+            aliased: BTreeSet::new(),
+            progress: Vec::new(),
         };
-        if account.syncs(Collection::Events) {
-            let calendars = provider.calendars();
-            let calendar = match calendars
-                .calendar_by_name(account.calendar.as_deref().unwrap_or(""))
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    self.note_reauthorization(account, &e).await;
-                    return Err(account_error(
-                        account,
-                        &context("resolving the calendar"),
-                        &e,
-                    ));
-                }
-            };
-            let mut options = self.policies.event_options.clone();
-            options.guards.mass_deletion_confirmed = flags.allow_mass_deletion;
-            let mut syncer = Syncer::new(
-                Arc::new(crm_events.clone()),
-                crm_events.collection_id(),
-                calendars,
-                calendar.id,
-                Arc::clone(&state),
-                account_id.clone(),
-                self.policies.events.clone(),
-            )
-            .with_options(options);
-            if flags.confirm_deletions {
-                syncer = syncer.with_deletion_gate(Arc::new(ConfirmAll));
+        for collection in [Collection::Events, Collection::Contacts] {
+            if !account.syncs(collection) {
+                continue;
             }
-            session.events = Some(syncer);
-        }
-        if account.syncs(Collection::Contacts) {
-            let book = match provider.address_book(account.contacts_name()).await {
-                Ok(b) => b,
-                Err(e) => {
-                    self.note_reauthorization(account, &e).await;
-                    return Err(account_error(
-                        account,
-                        &context("resolving the contact group"),
-                        &e,
-                    ));
-                }
-            };
-            let mut options = self.policies.contact_options.clone();
-            options.guards.mass_deletion_confirmed = flags.allow_mass_deletion;
-            let mut syncer = Syncer::new(
-                Arc::new(crm_contacts.clone()),
-                crm_contacts.collection_id(),
-                provider.contacts(),
-                book.id,
-                Arc::clone(&state),
-                account_id,
-                self.policies.contacts.clone(),
-            )
-            .with_options(options);
-            if flags.confirm_deletions {
-                syncer = syncer.with_deletion_gate(Arc::new(ConfirmAll));
+            if let Err(e) = self.open_collection(&mut session, collection, true).await {
+                self.note_reauthorization(account, &e).await;
+                let what = match collection {
+                    Collection::Events => "resolving the calendar",
+                    Collection::Contacts => "resolving the contact group",
+                };
+                return Err(account_error(
+                    account,
+                    &format!("account {:?}: {what}", account.name),
+                    &e,
+                ));
             }
-            session.contacts = Some(syncer);
         }
         Ok(session)
+    }
+
+    /// Finds the provider collection of `collection` (through its alias when `use_alias`
+    /// and the state has one, else by name, remembering the id found) and builds its
+    /// syncer into the session.
+    async fn open_collection(
+        &self,
+        session: &mut Session,
+        collection: Collection,
+        use_alias: bool,
+    ) -> crmsync_core::Result<()> {
+        let (kind, name) = configured_name(&session.account, collection);
+        let alias = if use_alias && !name.trim().is_empty() {
+            match session
+                .state
+                .collection_alias(&session.account_id, kind, &name)
+                .await
+            {
+                Ok(alias) => alias,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the collection alias");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let id = match alias {
+            Some(id) => {
+                tracing::debug!(kind, name, id = %id, "collection found through its alias");
+                session.aliased.insert(collection);
+                id
+            }
+            None => {
+                session.aliased.remove(&collection);
+                let info = match collection {
+                    Collection::Events => session.provider.calendar(&name).await?,
+                    Collection::Contacts => session.provider.address_book(&name).await?,
+                };
+                if let Err(e) = session
+                    .state
+                    .set_collection_alias(&session.account_id, kind, &name, Some(&info.id))
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not remember the collection alias");
+                }
+                info.id
+            }
+        };
+        let flags = session.flags;
+        match collection {
+            Collection::Events => {
+                let mut options = self.policies.event_options.clone();
+                options.guards.mass_deletion_confirmed = flags.allow_mass_deletion;
+                let mut syncer = Syncer::new(
+                    Arc::new(session.crm_events.clone()),
+                    session.crm_events.collection_id(),
+                    session.provider.calendars(),
+                    id,
+                    Arc::clone(&session.state),
+                    session.account_id.clone(),
+                    self.policies.events.clone(),
+                )
+                .with_options(options);
+                if flags.confirm_deletions {
+                    syncer = syncer.with_deletion_gate(Arc::new(ConfirmAll));
+                }
+                if let Some(p) = session.progress_of(collection) {
+                    syncer = syncer.with_progress(p);
+                }
+                session.events = Some(syncer);
+            }
+            Collection::Contacts => {
+                let mut options = self.policies.contact_options.clone();
+                options.guards.mass_deletion_confirmed = flags.allow_mass_deletion;
+                let mut syncer = Syncer::new(
+                    Arc::new(session.crm_contacts.clone()),
+                    session.crm_contacts.collection_id(),
+                    session.provider.contacts(),
+                    id,
+                    Arc::clone(&session.state),
+                    session.account_id.clone(),
+                    self.policies.contacts.clone(),
+                )
+                .with_options(options);
+                if flags.confirm_deletions {
+                    syncer = syncer.with_deletion_gate(Arc::new(ConfirmAll));
+                }
+                if let Some(p) = session.progress_of(collection) {
+                    syncer = syncer.with_progress(p);
+                }
+                session.contacts = Some(syncer);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -288,9 +345,126 @@ pub struct Session {
     pub events: Option<Syncer<Event>>,
     /// The contacts syncer, when the account syncs contacts.
     pub contacts: Option<Syncer<Contact>>,
+    flags: RunFlags,
+    /// The collections found through their alias (not listed this time).
+    aliased: BTreeSet<Collection>,
+    progress: Vec<(Collection, Arc<dyn Progress>)>,
+}
+
+/// What a run does with a syncer (see [`Session::run`]).
+#[derive(Debug, Clone, Copy)]
+pub enum RunOp<'a> {
+    /// Two-way sync.
+    Sync,
+    /// Provider → CRM only.
+    Pull,
+    /// These CRM records, to the provider now.
+    Push(&'a [CrmId]),
+}
+
+/// A record kind a session syncs: which collection it is, and its syncer.
+pub trait Synced: Record {
+    /// The collection of this kind.
+    const COLLECTION: Collection;
+    /// The session's syncer of this kind, when it has one.
+    fn syncer(session: &Session) -> Option<&Syncer<Self>>;
+}
+
+impl Synced for Event {
+    const COLLECTION: Collection = Collection::Events;
+    fn syncer(session: &Session) -> Option<&Syncer<Event>> {
+        session.events.as_ref()
+    }
+}
+
+impl Synced for Contact {
+    const COLLECTION: Collection = Collection::Contacts;
+    fn syncer(session: &Session) -> Option<&Syncer<Contact>> {
+        session.contacts.as_ref()
+    }
 }
 
 impl Session {
+    /// Shows the progress of `collection`'s runs (kept when its syncer is rebuilt).
+    pub fn set_progress(&mut self, collection: Collection, progress: Arc<dyn Progress>) {
+        self.progress.retain(|(c, _)| *c != collection);
+        self.progress.push((collection, Arc::clone(&progress)));
+        match collection {
+            Collection::Events => {
+                self.events = self.events.take().map(|s| s.with_progress(progress));
+            }
+            Collection::Contacts => {
+                self.contacts = self.contacts.take().map(|s| s.with_progress(progress));
+            }
+        }
+    }
+
+    fn progress_of(&self, collection: Collection) -> Option<Arc<dyn Progress>> {
+        self.progress
+            .iter()
+            .find(|(c, _)| *c == collection)
+            .map(|(_, p)| Arc::clone(p))
+    }
+
+    /// The plan of `R`'s collection; `None` when the account does not sync it.
+    pub async fn plan<R: Synced>(
+        &mut self,
+        ctx: &Context,
+    ) -> Option<crmsync_core::Result<Plan<R>>> {
+        let first = R::syncer(self)?.plan().await;
+        Some(match first {
+            Err(e) => match self.recover(ctx, R::COLLECTION, &e).await {
+                Ok(true) => R::syncer(self)?.plan().await,
+                Ok(false) => Err(e),
+                Err(again) => Err(again),
+            },
+            ok => ok,
+        })
+    }
+
+    /// Runs `op` on `R`'s collection; `None` when the account does not sync it.
+    pub async fn run<R: Synced>(
+        &mut self,
+        ctx: &Context,
+        op: RunOp<'_>,
+    ) -> Option<crmsync_core::Result<SyncReport>> {
+        let first = run_op(R::syncer(self)?, op).await;
+        Some(match first {
+            Err(e) => match self.recover(ctx, R::COLLECTION, &e).await {
+                Ok(true) => run_op(R::syncer(self)?, op).await,
+                Ok(false) => Err(e),
+                Err(again) => Err(again),
+            },
+            ok => ok,
+        })
+    }
+
+    /// After `error` on `collection`: when the collection was found through its alias and
+    /// the provider says it is not there, forgets the alias and finds the collection by
+    /// name again (true: run again). A calendar deleted and made again gets a new id.
+    async fn recover(
+        &mut self,
+        ctx: &Context,
+        collection: Collection,
+        error: &crmsync_core::Error,
+    ) -> crmsync_core::Result<bool> {
+        if !self.aliased.contains(&collection)
+            || !matches!(
+                error.kind(),
+                ErrorKind::NotFound | ErrorKind::CalendarNotFound { .. }
+            )
+        {
+            return Ok(false);
+        }
+        let (kind, name) = configured_name(&self.account, collection);
+        tracing::info!(kind, name, error = %error, "the remembered collection is gone: finding it by name again");
+        self.state
+            .set_collection_alias(&self.account_id, kind, &name, None)
+            .await?;
+        ctx.open_collection(self, collection, false).await?;
+        Ok(true)
+    }
+
     /// Saves what the provider holds (memory snapshots).
     ///
     /// # Errors
@@ -313,5 +487,22 @@ impl Session {
         if let Err(e) = self.state.set_last_run(&self.account_id, summary).await {
             tracing::warn!(error = %e, "could not record the run summary");
         }
+    }
+}
+
+async fn run_op<R: Record>(syncer: &Syncer<R>, op: RunOp<'_>) -> crmsync_core::Result<SyncReport> {
+    match op {
+        RunOp::Sync => syncer.sync().await,
+        RunOp::Pull => syncer.pull().await,
+        RunOp::Push(ids) => syncer.push(ids).await,
+    }
+}
+
+/// The record kind of a collection and the name the account configures for it (the alias's
+/// key in the state).
+fn configured_name(account: &AccountConfig, collection: Collection) -> (&'static str, String) {
+    match collection {
+        Collection::Events => (Event::KIND, account.calendar.clone().unwrap_or_default()),
+        Collection::Contacts => (Contact::KIND, account.contacts_name().to_owned()),
     }
 }

@@ -396,27 +396,29 @@ fn bad_configurations_exit_2_naming_the_key() {
 }
 
 #[test]
-fn providers_not_in_this_build_say_so() {
+fn a_microsoft_account_needs_its_token_key() {
     let dir = fixture();
     let config = CONFIG
         .replace("provider = \"memory\"", "provider = \"microsoft\"")
+        .replace("client_secret_env = \"CRMSYNC_TEST_SECRET\"\n", "")
         .replace("snapshot_folder = \"phone\"\n", "");
     std::fs::write(dir.path().join("crmsync.toml"), config).expect("write");
     crmsync(dir.path())
+        .env_remove("CRMSYNC_TOKEN_KEY")
         .args(["auth", "sam"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(
-            "the microsoft provider is not available in this build yet",
-        ));
+        .stderr(
+            predicate::str::contains("CRMSYNC_TOKEN_KEY")
+                .and(predicate::str::contains("openssl rand -base64 32")),
+        );
     // `sync` reports each account's failure in its report, and exits with the worst code.
     crmsync(dir.path())
+        .env_remove("CRMSYNC_TOKEN_KEY")
         .args(["sync", "sam"])
         .assert()
         .code(2)
-        .stdout(predicate::str::contains(
-            "the microsoft provider is not available in this build yet",
-        ));
+        .stdout(predicate::str::contains("CRMSYNC_TOKEN_KEY"));
     let fixture = self::fixture();
     crmsync(fixture.path())
         .args(["auth", "sam"])

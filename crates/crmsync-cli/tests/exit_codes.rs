@@ -47,6 +47,17 @@ fn reports_map_to_0_1_4() {
         &Error::new(ErrorKind::Provider, "boom"),
     ));
     assert_eq!(code_for_report(&report), RECORDS_FAILED);
+    report.errors.push(RecordError::new(
+        Side::Provider,
+        Some("y".into()),
+        &Error::new(
+            ErrorKind::ReauthorizationRequired {
+                cause: "revoked".into(),
+            },
+            "invalid_grant",
+        ),
+    ));
+    assert_eq!(code_for_report(&report), REAUTHORIZE);
     report.guard = Some(GuardTrip {
         side: Side::Crm,
         deletions: 9,

@@ -12,7 +12,9 @@ use std::process::Stdio;
 
 use assert_cmd::Command;
 use chrono::{Duration, Utc};
-use crmsync_core::{AccessToken, AccountId, RefreshToken, TokenKey, TokenSet, TokenStore};
+use crmsync_core::{
+    AccessToken, AccountId, CollectionId, RefreshToken, SyncState, TokenKey, TokenSet, TokenStore,
+};
 use crmsync_sqlite::{SqliteState, SqliteTokenStore};
 use crmsync_testkit::{
     CalendarSpec, DEFAULT_CLIENT_ID, DEFAULT_USER, Endpoint, GoogleFake, SCOPE_CALENDAR,
@@ -166,6 +168,44 @@ auth_base_url = "{base}"
         })
     }
 
+    /// The calendar id the state remembers for the name `CRM`.
+    fn calendar_alias(&self) -> Option<String> {
+        let path = self.state_path();
+        self.rt.block_on(async move {
+            let state = SqliteState::open(&path).await.expect("open the state");
+            let account = AccountId::new(DEFAULT_USER).expect("account");
+            let alias = state
+                .collection_alias(&account, "event", "CRM")
+                .await
+                .expect("read the alias");
+            state.close().await;
+            alias.map(|id| id.as_str().to_owned())
+        })
+    }
+
+    /// Makes the state remember `id` for the calendar name `CRM`.
+    fn set_calendar_alias(&self, id: &str) {
+        self.write_calendar_alias(Some(CollectionId::new(id).expect("an id")));
+    }
+
+    /// Makes the state forget the calendar id of the name `CRM`.
+    fn forget_calendar_alias(&self) {
+        self.write_calendar_alias(None);
+    }
+
+    fn write_calendar_alias(&self, id: Option<CollectionId>) {
+        let path = self.state_path();
+        self.rt.block_on(async move {
+            let state = SqliteState::open(&path).await.expect("open the state");
+            let account = AccountId::new(DEFAULT_USER).expect("account");
+            state
+                .set_collection_alias(&account, "event", "CRM", id.as_ref())
+                .await
+                .expect("write the alias");
+            state.close().await;
+        });
+    }
+
     fn sync_json(&self) -> Value {
         let out = self
             .crmsync()
@@ -236,9 +276,11 @@ fn sync_into_google_then_nothing_to_do() {
     assert_eq!(written(&second), 0, "{second}");
     assert_eq!(env.fake.live_event_count(CRM_CALENDAR), 2);
     assert_eq!(env.fake.contacts().len(), 2);
-    // One incremental listing per collection on Google's side, and the calendar list.
+    // One incremental listing per collection on Google's side; the calendar's id comes
+    // from the state (its alias), so the calendar list is not read again.
     assert_eq!(env.fake.requests(Endpoint::EventsList), 1);
     assert_eq!(env.fake.requests(Endpoint::ConnectionsList), 1);
+    assert_eq!(env.fake.requests(Endpoint::CalendarListList), 0);
     assert_eq!(
         env.fake.requests(Endpoint::Token),
         0,
@@ -260,10 +302,12 @@ fn sync_into_google_then_nothing_to_do() {
         .assert()
         .success()
         .stdout(
-            predicate::str::contains("access token is valid")
-                .and(predicate::str::contains("every scope is granted"))
-                .and(predicate::str::contains("People API reachable"))
-                .and(predicate::str::contains("calendar \"CRM\" resolves")),
+            predicate::str::contains("Google accepted the refresh token")
+                .and(predicate::str::contains(
+                    "every configured scope is granted",
+                ))
+                .and(predicate::str::contains("the People API answers"))
+                .and(predicate::str::contains("calendar \"CRM\" found")),
         );
 }
 
@@ -307,7 +351,10 @@ fn a_revoked_refresh_token_is_exit_code_3_and_shown_by_status() {
         .args(["doctor", "ann"])
         .assert()
         .code(3)
-        .stdout(predicate::str::contains("the token is not valid"));
+        .stdout(
+            predicate::str::contains("Token has been expired or revoked")
+                .and(predicate::str::contains("crmsync auth ann")),
+        );
     // Signing in again puts it right.
     env.seed_tokens(Duration::minutes(50));
     env.crmsync().args(["sync", "ann"]).assert().success();
@@ -518,7 +565,22 @@ fn a_signed_out_account_can_still_be_reset_fully() {
     env.sync_json();
     env.fake.revoke_refresh_tokens();
     env.fake.expire_access_tokens();
-    // Links only: the provider is needed, so this says to sign in again.
+    // The calendar's links only: its id is remembered, so Google is not needed.
+    env.crmsync()
+        .args(["reset", "ann", "--calendar", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("events: forgot 2 link(s)"));
+    // Deleting our copies needs Google, so this says to sign in again.
+    env.crmsync()
+        .args(["reset", "ann", "--contacts", "--remove-remote", "--yes"])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("crmsync auth ann"));
+    assert_eq!(env.fake.contacts().len(), 2, "nothing deleted");
+    // Without the calendar's id, opening the account needs Google too: a full reset still
+    // forgets everything kept here.
+    env.forget_calendar_alias();
     env.crmsync()
         .args(["reset", "ann", "--calendar", "--yes"])
         .assert()
@@ -549,4 +611,31 @@ fn a_scope_left_unticked_saves_nothing() {
     let (ok, _) = auth_paste(&env);
     assert!(!ok, "a missing scope fails the sign-in");
     assert!(!env.has_tokens(), "nothing is saved");
+}
+
+#[test]
+fn a_calendar_id_that_is_gone_is_found_again_by_name() {
+    let env = Env::new();
+    env.seed_tokens(Duration::minutes(50));
+    let first = env.sync_json();
+    assert_eq!(first["exit_code"], 0, "{first}");
+    assert_eq!(env.calendar_alias().as_deref(), Some(CRM_CALENDAR));
+
+    // The remembered id no longer names a calendar (deleted, then made again by name).
+    env.set_calendar_alias("gone@group.calendar.google.com");
+    env.fake.reset_counters();
+    let again = env.sync_json();
+    assert_eq!(again["exit_code"], 0, "{again}");
+    assert_eq!(written(&again), 0, "{again}");
+    assert_eq!(
+        env.fake.requests(Endpoint::CalendarListList),
+        1,
+        "the name is resolved again, once"
+    );
+    assert_eq!(env.calendar_alias().as_deref(), Some(CRM_CALENDAR));
+    assert_eq!(env.fake.live_event_count(CRM_CALENDAR), 2, "no duplicate");
+
+    env.fake.reset_counters();
+    env.sync_json();
+    assert_eq!(env.fake.requests(Endpoint::CalendarListList), 0);
 }
