@@ -1254,7 +1254,9 @@ impl<R: Record> Syncer<R> {
                 let pair = match side {
                     // A provider copy's key is the CRM id; a CRM copy's, the remote id.
                     Side::Provider => links.get(key.as_str()),
-                    Side::Crm => links.values().find(|l| l.remote_id.as_str() == key.as_str()),
+                    Side::Crm => links
+                        .values()
+                        .find(|l| l.remote_id.as_str() == key.as_str()),
                 };
                 if let Some(link) = pair {
                     let old: ItemId = match side {
