@@ -5,9 +5,13 @@
 //! (every endpoint, the token endpoint included), is printed to stderr:
 //!
 //! - Google: push 1,000 new events (Calendar batch, 50 per request), push 2,000 new contacts
-//!   (People batchCreateContacts, 200 per request), then a sync of each with nothing to do;
+//!   (People batchCreateContacts, 200 per request);
 //! - Microsoft: push 1,000 new events and 2,000 new contacts (Graph `$batch`, 20 per
-//!   request, when the store batches), then a sync of each with nothing to do.
+//!   request);
+//!
+//! each followed by the next run, which reads back the change feed's echo of those writes
+//! (a page per 1,000 People connections, per 100 Graph delta items), and by a sync with
+//! nothing to do.
 //!
 //! DESIGN.md's target for a sync with nothing to do: one request per collection.
 //!
@@ -26,6 +30,7 @@ use chrono::{Days, NaiveDate, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use crmsync::engine::{FieldPolicy, SyncOptions, SyncReport, Syncer, WindowSpec};
 use crmsync::google::{GoogleAuth, GoogleCalendar, GoogleClient, GoogleConfig, GoogleContacts};
+use crmsync::http::{ClientSecret, HttpClient};
 use crmsync::memory::{MemoryState, MemoryStore, MemoryTokenStore};
 use crmsync::microsoft::{
     GraphCalendar, GraphContacts, MicrosoftAuth, MicrosoftClient, MicrosoftConfig, mailbox_limiter,
@@ -34,7 +39,6 @@ use crmsync::{
     AccessToken, AccountId, CollectionId, Contact, Event, ManualClock, Organization, Period,
     Record, RecordStore, RefreshToken, TokenSet, TokenStore, Usage, Zone,
 };
-use crmsync_http::{ClientSecret, HttpClient};
 use crmsync_testkit::graph::{DEFAULT_MAILBOX, GraphFake, PUBLIC_CLIENT_ID};
 use crmsync_testkit::{
     CalendarSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USER, GoogleFake,
@@ -227,6 +231,7 @@ async fn google_rows(rows: &mut Vec<Row>) -> (GoogleWorld, Syncer<Event>) {
         )
         .await,
     );
+    rows.push(counted(&events, r, c, "google: events, reading back our writes", 0).await);
     rows.push(counted(&events, r, c, "google: events, nothing to do", 0).await);
 
     let contacts_store = Arc::new(GoogleContacts::new(world.client.clone()));
@@ -247,6 +252,16 @@ async fn google_rows(rows: &mut Vec<Row>) -> (GoogleWorld, Syncer<Event>) {
             c,
             "google: push 2,000 new contacts",
             CONTACTS as u64,
+        )
+        .await,
+    );
+    rows.push(
+        counted(
+            &contacts,
+            r,
+            c,
+            "google: contacts, reading back our writes",
+            0,
         )
         .await,
     );
@@ -337,6 +352,16 @@ async fn graph_rows(rows: &mut Vec<Row>) -> (GraphWorld, Syncer<Event>) {
         )
         .await,
     );
+    rows.push(
+        counted(
+            &events,
+            r,
+            c,
+            "microsoft: events, reading back our writes",
+            0,
+        )
+        .await,
+    );
     rows.push(counted(&events, r, c, "microsoft: events, nothing to do", 0).await);
 
     let contacts_store = Arc::new(GraphContacts::new(world.client.clone()));
@@ -360,15 +385,25 @@ async fn graph_rows(rows: &mut Vec<Row>) -> (GraphWorld, Syncer<Event>) {
         )
         .await,
     );
+    rows.push(
+        counted(
+            &contacts,
+            r,
+            c,
+            "microsoft: contacts, reading back our writes",
+            0,
+        )
+        .await,
+    );
     rows.push(counted(&contacts, r, c, "microsoft: contacts, nothing to do", 0).await);
     (world, events)
 }
 
 fn print_rows(rows: &[Row]) {
     eprintln!("\nHTTP requests per scenario, counted by the fakes (every endpoint):");
-    eprintln!("{:<40} {:>9}  per endpoint", "scenario", "requests");
+    eprintln!("{:<46} {:>9}  per endpoint", "scenario", "requests");
     for row in rows {
-        eprintln!("{:<40} {:>9}  {}", row.scenario, row.requests, row.detail);
+        eprintln!("{:<46} {:>9}  {}", row.scenario, row.requests, row.detail);
     }
     eprintln!();
 }

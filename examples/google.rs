@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! GOOGLE_CLIENT_ID=….apps.googleusercontent.com GOOGLE_CLIENT_SECRET=… \
-//! GOOGLE_CALENDAR="CRM" cargo run -p crmsync-google --example google
+//! GOOGLE_CALENDAR="CRM" cargo run --example google --features google
 //! ```
 //!
 //! It prints a URL to open, waits for the redirect on 127.0.0.1, then syncs the calendar
@@ -32,11 +32,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate, Utc};
-use crmsync_core::engine::{FieldPolicy, SyncOptions, Syncer, WindowSpec};
-use crmsync_core::{AccountId, Contact, Event, Period, Rgb, Usage};
-use crmsync_google::{GoogleAuth, GoogleCalendar, GoogleClient, GoogleConfig, GoogleContacts};
-use crmsync_http::{ClientSecret, HttpClient};
-use crmsync_memory::{MemoryState, MemoryStore, MemoryTokenStore};
+use crmsync::engine::{FieldPolicy, SyncOptions, Syncer, WindowSpec};
+use crmsync::google::{GoogleAuth, GoogleCalendar, GoogleClient, GoogleConfig, GoogleContacts};
+use crmsync::http::{ClientSecret, HttpClient};
+use crmsync::memory::{MemoryState, MemoryStore, MemoryTokenStore};
+use crmsync::{AccountId, Contact, Event, Period, Rgb, Usage};
 
 fn env(name: &str) -> Result<String, Box<dyn std::error::Error>> {
     std::env::var(name).map_err(|_| format!("set the environment variable {name}").into())
