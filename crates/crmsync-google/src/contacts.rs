@@ -1071,9 +1071,14 @@ impl GoogleContacts {
             unreadable: Vec::new(),
             next,
         };
-        let scope = self.sync_group().await?;
         // `connections` is omitted on empty pages (G-PPL-2).
-        for person in crate::client::array_field(&page, "connections", what)? {
+        let people = crate::client::array_field(&page, "connections", what)?;
+        if people.is_empty() {
+            // A sync with nothing to do costs the listing alone: no group lookup.
+            return Ok(out);
+        }
+        let scope = self.sync_group().await?;
+        for person in people {
             self.add_person(person, &scope, incremental, &mut out)
                 .await?;
         }

@@ -388,6 +388,30 @@ async fn the_configured_contact_group_is_the_synced_set() {
     assert_eq!(report.crm.deleted + report.provider.deleted, 0, "{report}");
     assert_eq!(w.crm_all().len(), 2);
     assert_eq!(w.env.fake.contacts().len(), 3);
+
+    // After a restart (a new store, no group list kept), a sync with nothing to do costs
+    // the listing alone: the group is looked up only when people are listed.
+    let restarted = Arc::new(
+        GoogleContacts::new(
+            GoogleClient::new(
+                w.env.config.clone().with_contact_group("CRM"),
+                w.env.http.clone(),
+                w.env.auth(),
+                w.env.account.clone(),
+            )
+            .with_sleeper(Arc::new(w.env.sleeper.clone())),
+        )
+        .with_clock(Arc::new(w.clock.clone())),
+    );
+    w.env.fake.reset_counters();
+    let report = w.syncer_with(restarted).sync().await.unwrap();
+    assert!(report.nothing_to_do(), "{report}");
+    assert_eq!(
+        w.env.fake.total_http_requests(),
+        1,
+        "{:?}",
+        w.env.fake.request_counts()
+    );
 }
 
 #[tokio::test]
