@@ -7,14 +7,13 @@
 //! | `scopes` | the grant holds the configured scopes | an error without Calendars, a warning without Contacts or `offline_access` |
 //! | `graph` | `GET /me/calendars` answers | the classified error |
 //! | `calendar` | the configured calendar resolves (or the default one when none is named) | `CalendarNameMissing`, `CalendarNotFound`, `NoCalendars` |
-//! | `contact_folder` | the configured contact folder is among `GET /me/contactFolders` (or none is named) | `NotFound` |
+//! | `contact_folder` | the configured contact folder is found as the contacts store finds it (name without case; the default folder when none is named) | `NotFound` |
 //!
 //! The checks after a failed `tokens` or `token` are not run: they would all fail for the
 //! same reason.
 
 use crmsync_core::diagnostics::{Diagnosis, Finding};
 use crmsync_core::{Error, ErrorKind};
-use serde_json::Value;
 
 use crate::calendar::GraphCalendar;
 use crate::client::MicrosoftClient;
@@ -158,56 +157,34 @@ pub async fn diagnose(client: &MicrosoftClient) -> Diagnosis {
         }
     }
 
-    // 6. The contact folder, with a raw listing (the contacts store is another module's).
+    // 6. The contact folder, found as the contacts store finds it (same matching).
     diagnosis.push(contact_folder(client).await);
     diagnosis
 }
 
 async fn contact_folder(client: &MicrosoftClient) -> Finding {
-    let mut names = Vec::new();
-    let mut next = Some(client.url(["me", "contactFolders"]));
-    while let Some(url) = next.take() {
-        match client.get_json(url, "listing contact folders").await {
-            Ok(page) => {
-                names.extend(
-                    page.get("value")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|f| f.get("displayName").and_then(Value::as_str))
-                        .map(str::to_owned),
-                );
-                next = page
-                    .get("@odata.nextLink")
-                    .and_then(Value::as_str)
-                    .and_then(|l| url::Url::parse(l).ok());
-            }
-            Err(e) => return Finding::from_error("contact_folder", &e),
-        }
-    }
-    match &client.config().contact_folder {
-        None => Finding::ok(
+    let named = client.config().contact_folder.is_some();
+    match crate::GraphContacts::new(client.clone())
+        .configured_folder()
+        .await
+    {
+        Ok(folder) if named => Finding::ok(
+            "contact_folder",
+            format!("the contact folder \"{}\" exists", folder.name),
+        ),
+        Ok(_) => Finding::ok(
             "contact_folder",
             "no contact folder is named: the default Contacts folder is used",
         ),
-        Some(name) if names.iter().any(|n| n == name.trim()) => Finding::ok(
-            "contact_folder",
-            format!("the contact folder \"{}\" exists", name.trim()),
-        ),
-        Some(name) => {
-            let mut finding = Finding::from_error(
-                "contact_folder",
-                &Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "no contact folder is named \"{}\" (the mailbox has {names:?})",
-                        name.trim()
-                    ),
-                ),
-            );
-            finding.remedy = Some(
-                "check the contact folder's name in Outlook (it is case-sensitive), or leave it unset to use the default Contacts folder".into(),
-            );
+        Err(e) => {
+            let mut finding = Finding::from_error("contact_folder", &e);
+            if matches!(e.kind(), ErrorKind::NotFound) {
+                finding.remedy = Some(
+                    "create the contact folder in Outlook, fix its name in the configuration, or leave \
+                     it unset to use the default Contacts folder"
+                        .into(),
+                );
+            }
             finding
         }
     }

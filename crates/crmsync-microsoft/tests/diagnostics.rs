@@ -44,6 +44,9 @@ async fn a_healthy_account_passes_every_check() {
     let d = diagnose(&client(&s, None, None)).await;
     assert_eq!(d.worst(), Severity::Ok, "{d}");
     assert!(d.findings[4].message.contains("\"Calendar\""), "{d}");
+    // The folder is found as the contacts store finds it: without case.
+    let d = diagnose(&client(&s, Some("CRM"), Some("clients"))).await;
+    assert_eq!(d.worst(), Severity::Ok, "{d}");
 }
 
 #[tokio::test]
