@@ -220,7 +220,9 @@ impl Context {
         use_alias: bool,
     ) -> crmsync_core::Result<()> {
         let (kind, name) = configured_name(&session.account, collection);
-        let alias = if use_alias && !name.trim().is_empty() {
+        // An empty name is the provider's default collection (Outlook's default calendar):
+        // remembered under the empty name like any other.
+        let alias = if use_alias {
             match session
                 .state
                 .collection_alias(&session.account_id, kind, &name)

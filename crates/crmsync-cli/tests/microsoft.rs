@@ -69,12 +69,18 @@ account_id = "{DEFAULT_MAILBOX}"
 client_id = "{PUBLIC_CLIENT_ID}"
 tenant = "organizations"
 token_key_env = "{KEY_ENV}"
-calendar = "{calendar}"
+{calendar_line}
 api_base_url = "{graph}"
 auth_base_url = "{login}"
 "#,
             graph = fake.base_url(),
             login = fake.login_url(),
+            // No name: the mailbox's default calendar.
+            calendar_line = if calendar.is_empty() {
+                String::new()
+            } else {
+                format!("calendar = \"{calendar}\"")
+            },
         );
         std::fs::write(dir.path().join("crmsync.toml"), config).expect("write the config");
         std::fs::create_dir_all(dir.path().join("crm")).expect("make the CRM folder");
@@ -288,6 +294,23 @@ fn plan_then_sync_into_outlook_then_nothing_to_do() {
     let doctor = env.run_json(&["doctor", "adele", "--json"]);
     assert_eq!(doctor["exit_code"], 0, "{doctor}");
     assert_eq!(doctor["accounts"][0]["provider"], "microsoft", "{doctor}");
+}
+
+/// Without a calendar name, the default calendar is used, and remembered like a named
+/// one: the second sync lists no calendars.
+#[test]
+fn the_default_calendar_is_remembered_too() {
+    let env = Env::with_calendar("");
+    env.seed_tokens(Duration::minutes(50));
+    let first = env.sync_json();
+    assert_eq!(first["exit_code"], 0, "{first}");
+    env.fake.reset_counters();
+    let second = env.sync_json();
+    assert_eq!(second["exit_code"], 0, "{second}");
+    assert_eq!(written(&second), 0, "{second}");
+    assert_eq!(env.fake.requests(Endpoint::CalendarsList), 0);
+    assert_eq!(env.fake.requests(Endpoint::CalendarGet), 0);
+    assert_eq!(env.fake.requests(Endpoint::CalendarViewDelta), 1);
 }
 
 #[test]
