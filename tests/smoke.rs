@@ -203,3 +203,53 @@ async fn the_account_status_and_last_run_are_recorded() {
     // The last successful run's summary stays.
     assert_eq!(state.last_run(&account).await.unwrap(), Some(last));
 }
+
+/// A calendar found by name is remembered in the state: the next run (a new process) asks
+/// the state, not the account; a forgotten alias is found again by name.
+#[tokio::test]
+async fn a_calendar_found_by_name_is_remembered_in_the_state() {
+    use crmsync::CalendarStoreExt;
+    let phone = crmsync::memory::MemoryStore::<crmsync::Event>::new();
+    phone.add_collection("Home");
+    let work = phone.add_collection("Work");
+    let state = crmsync::memory::MemoryState::new();
+    let account = crmsync::AccountId::new("sam@example.com").unwrap();
+    let id = phone
+        .remembered_calendar(&state, &account, "Work")
+        .await
+        .unwrap();
+    assert_eq!(id, work);
+    assert_eq!(phone.stats().collections, 1);
+    let again = phone
+        .remembered_calendar(&state, &account, " Work ")
+        .await
+        .unwrap();
+    assert_eq!(again, work);
+    assert_eq!(
+        phone.stats().collections,
+        1,
+        "the second lookup lists nothing"
+    );
+    let missing = phone
+        .remembered_calendar(&state, &account, "Holidays")
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        missing.kind(),
+        crmsync::ErrorKind::CalendarNotFound { .. }
+    ));
+    use crmsync::SyncState;
+    state
+        .set_collection_alias(&account, "event", "Work", None)
+        .await
+        .unwrap();
+    phone
+        .remembered_calendar(&state, &account, "Work")
+        .await
+        .unwrap();
+    assert_eq!(
+        phone.stats().collections,
+        3,
+        "forgotten, it is listed again"
+    );
+}

@@ -16,9 +16,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{CollectionId, Cursor, ItemId, LinkKey, PageToken, Version};
+use crate::ids::{AccountId, CollectionId, Cursor, ItemId, LinkKey, PageToken, Version};
 use crate::model::{Contact, Event, Rgb};
 use crate::record::{Field, Record};
+use crate::state::SyncState;
 
 /// What a store can do and hold, as data. Each provider returns a literal with comments
 /// citing the vendor's documentation; the engine and the conformance suite read it.
@@ -508,6 +509,32 @@ pub trait CalendarStoreExt: CalendarStore {
                     format!("no writable calendar is named {name:?}"),
                 )
             })
+    }
+
+    /// The id of the writable calendar with this name, remembered in the state
+    /// ([`SyncState::collection_alias`]) so that later runs do not list the account's
+    /// calendars again: a sync with nothing to do then costs its change feed alone. When
+    /// a sync answers [`ErrorKind::NotFound`] for the id (the calendar was deleted or
+    /// renamed), forget it with `state.set_collection_alias(account, "event", name, None)`
+    /// and call this again.
+    ///
+    /// # Errors
+    /// As [`calendar_by_name`](CalendarStoreExt::calendar_by_name); the state's errors.
+    async fn remembered_calendar(
+        &self,
+        state: &dyn SyncState,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<CollectionId> {
+        let name = name.trim();
+        if let Some(id) = state.collection_alias(account, Event::KIND, name).await? {
+            return Ok(id);
+        }
+        let found = self.calendar_by_name(name).await?;
+        state
+            .set_collection_alias(account, Event::KIND, name, Some(&found.id))
+            .await?;
+        Ok(found.id)
     }
 }
 
