@@ -537,8 +537,14 @@ async fn unreadable_people_are_reported_and_the_run_goes_on() {
 #[tokio::test]
 async fn a_group_made_elsewhere_meanwhile_is_joined_not_duplicated() {
     let w = World::with_config(|c| c.with_contact_group("CRM")).await;
-    // The store reads the groups (no "CRM" yet), then someone makes the group.
+    // The store reads the groups (no "CRM" yet) while listing a person outside the group,
+    // then someone makes the group.
+    w.env.fake.seed_contact(json!({
+        "names": [{"givenName": "Out", "familyName": "Sider"}],
+        "emailAddresses": [{"value": "out@example.com"}],
+    }));
     w.sync().await;
+    assert_eq!(w.env.fake.requests(Endpoint::ContactGroupsList), 1);
     let made = w.env.fake.add_contact_group("CRM");
     w.seed_crm("Ann Lee", "ann@example.com");
     let report = w.sync().await;
