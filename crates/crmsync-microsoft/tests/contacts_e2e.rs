@@ -469,54 +469,6 @@ async fn an_unreadable_outlook_contact_is_reported_and_the_run_goes_on() {
     w.crm_named("Broken");
 }
 
-/// The Graph store, with a "crash" (a failing state commit) after each create.
-#[derive(Debug)]
-struct CrashAfterCreate {
-    inner: Arc<GraphContacts>,
-    state: MemoryState,
-}
-
-#[async_trait]
-impl RecordStore<Contact> for CrashAfterCreate {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn collections(&self) -> Result<Vec<CollectionInfo>> {
-        self.inner.collections().await
-    }
-    async fn changes(&self, c: &CollectionId, r: ChangesRequest) -> Result<ChangePage<Contact>> {
-        self.inner.changes(c, r).await
-    }
-    async fn get(&self, c: &CollectionId, id: &ItemId) -> Result<Option<Stored<Contact>>> {
-        self.inner.get(c, id).await
-    }
-    async fn create(&self, c: &CollectionId, r: &Contact, k: &LinkKey) -> Result<Stored<Contact>> {
-        let created = self.inner.create(c, r, k).await;
-        self.state.fail_next_commit_after(0);
-        created
-    }
-    async fn update(
-        &self,
-        c: &CollectionId,
-        id: &ItemId,
-        v: &Version,
-        r: &Contact,
-        f: &BTreeSet<ContactField>,
-    ) -> Result<Stored<Contact>> {
-        self.inner.update(c, id, v, r, f).await
-    }
-    async fn delete(&self, c: &CollectionId, id: &ItemId, v: &Version) -> Result<()> {
-        self.inner.delete(c, id, v).await
-    }
-    async fn find_by_link_key(
-        &self,
-        c: &CollectionId,
-        k: &LinkKey,
-    ) -> Result<Option<Stored<Contact>>> {
-        self.inner.find_by_link_key(c, k).await
-    }
-}
-
 #[tokio::test]
 async fn a_crash_before_the_state_commit_leaves_no_duplicate() {
     let w = World::new().await;
@@ -532,7 +484,7 @@ async fn a_crash_before_the_state_commit_leaves_no_duplicate() {
             .seed(&w.crm_col, person(name, &[email.as_str()]))
             .unwrap();
     }
-    let crashing = Arc::new(CrashAfterCreate {
+    let crashing = Arc::new(common::CrashAfterCreate {
         inner: w.store.clone(),
         state: w.state.clone(),
     });

@@ -338,54 +338,6 @@ async fn a_throttling_storm_is_waited_out_without_sleeping() {
     assert_eq!(waits, vec![std::time::Duration::from_secs(3); 3]);
 }
 
-/// The Graph store, with a "crash" (a failing state commit) after each create.
-#[derive(Debug)]
-struct CrashAfterCreate {
-    inner: Arc<GraphCalendar>,
-    state: MemoryState,
-}
-
-#[async_trait]
-impl RecordStore<Event> for CrashAfterCreate {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn collections(&self) -> Result<Vec<CollectionInfo>> {
-        self.inner.collections().await
-    }
-    async fn changes(&self, c: &CollectionId, r: ChangesRequest) -> Result<ChangePage<Event>> {
-        self.inner.changes(c, r).await
-    }
-    async fn get(&self, c: &CollectionId, id: &ItemId) -> Result<Option<Stored<Event>>> {
-        self.inner.get(c, id).await
-    }
-    async fn create(&self, c: &CollectionId, r: &Event, k: &LinkKey) -> Result<Stored<Event>> {
-        let created = self.inner.create(c, r, k).await;
-        self.state.fail_next_commit_after(0);
-        created
-    }
-    async fn update(
-        &self,
-        c: &CollectionId,
-        id: &ItemId,
-        v: &Version,
-        r: &Event,
-        f: &BTreeSet<crmsync_core::EventField>,
-    ) -> Result<Stored<Event>> {
-        self.inner.update(c, id, v, r, f).await
-    }
-    async fn delete(&self, c: &CollectionId, id: &ItemId, v: &Version) -> Result<()> {
-        self.inner.delete(c, id, v).await
-    }
-    async fn find_by_link_key(
-        &self,
-        c: &CollectionId,
-        k: &LinkKey,
-    ) -> Result<Option<Stored<Event>>> {
-        self.inner.find_by_link_key(c, k).await
-    }
-}
-
 #[tokio::test]
 async fn a_crash_before_the_state_commit_leaves_no_duplicate() {
     let w = World::new().await;
@@ -394,7 +346,7 @@ async fn a_crash_before_the_state_commit_leaves_no_duplicate() {
             .seed(&w.crm_col, meeting(&format!("Visit {i}"), 16 + i))
             .unwrap();
     }
-    let crashing = Arc::new(CrashAfterCreate {
+    let crashing = Arc::new(common::CrashAfterCreate {
         inner: w.store.clone(),
         state: w.state.clone(),
     });

@@ -90,3 +90,70 @@ impl Setup {
         )
     }
 }
+
+/// A store with a "crash" (a failing state commit) after each create: the write reached
+/// the provider, the link was never saved.
+#[derive(Debug)]
+pub struct CrashAfterCreate<R: crmsync_core::Record> {
+    pub inner: Arc<dyn crmsync_core::RecordStore<R>>,
+    pub state: crmsync_memory::MemoryState,
+}
+
+#[async_trait::async_trait]
+impl<R: crmsync_core::Record> crmsync_core::RecordStore<R> for CrashAfterCreate<R> {
+    fn capabilities(&self) -> crmsync_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn collections(&self) -> crmsync_core::Result<Vec<crmsync_core::CollectionInfo>> {
+        self.inner.collections().await
+    }
+    async fn changes(
+        &self,
+        c: &crmsync_core::CollectionId,
+        r: crmsync_core::ChangesRequest,
+    ) -> crmsync_core::Result<crmsync_core::ChangePage<R>> {
+        self.inner.changes(c, r).await
+    }
+    async fn get(
+        &self,
+        c: &crmsync_core::CollectionId,
+        id: &crmsync_core::ItemId,
+    ) -> crmsync_core::Result<Option<crmsync_core::Stored<R>>> {
+        self.inner.get(c, id).await
+    }
+    async fn create(
+        &self,
+        c: &crmsync_core::CollectionId,
+        r: &R,
+        k: &crmsync_core::LinkKey,
+    ) -> crmsync_core::Result<crmsync_core::Stored<R>> {
+        let created = self.inner.create(c, r, k).await;
+        self.state.fail_next_commit_after(0);
+        created
+    }
+    async fn update(
+        &self,
+        c: &crmsync_core::CollectionId,
+        id: &crmsync_core::ItemId,
+        v: &crmsync_core::Version,
+        r: &R,
+        f: &std::collections::BTreeSet<R::Field>,
+    ) -> crmsync_core::Result<crmsync_core::Stored<R>> {
+        self.inner.update(c, id, v, r, f).await
+    }
+    async fn delete(
+        &self,
+        c: &crmsync_core::CollectionId,
+        id: &crmsync_core::ItemId,
+        v: &crmsync_core::Version,
+    ) -> crmsync_core::Result<()> {
+        self.inner.delete(c, id, v).await
+    }
+    async fn find_by_link_key(
+        &self,
+        c: &crmsync_core::CollectionId,
+        k: &crmsync_core::LinkKey,
+    ) -> crmsync_core::Result<Option<crmsync_core::Stored<R>>> {
+        self.inner.find_by_link_key(c, k).await
+    }
+}
