@@ -100,6 +100,8 @@ impl<R: Record> Pair<R> {
             policy,
         )
         .with_clock(Arc::new(self.clock.clone()))
+        // Retries of the faulty memory stores are recorded, not waited for.
+        .with_sleeper(Arc::new(RecordingSleeper::new()))
     }
 
     fn crm_all(&self) -> Vec<Stored<R>> {

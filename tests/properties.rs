@@ -28,8 +28,8 @@ use crmsync::engine::{
 use crmsync::memory::{Fault, FaultInjecting, FaultPlan, MemoryState, MemoryStore};
 use crmsync::{
     AccountId, AccountStatus, CollectionId, CrmId, CursorState, Deferred, Direction, Error, Event,
-    EventField, Field, Intent, Link, ManualClock, Period, Record, RemoteId, ResetCounts,
-    ResetScope, Result, Rgb, RunSummary, Side, StateKey, StateOp, Stored, SyncState,
+    EventField, Field, Intent, Link, ManualClock, Period, Record, RecordingSleeper, RemoteId,
+    ResetCounts, ResetScope, Result, Rgb, RunSummary, Side, StateKey, StateOp, Stored, SyncState,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -417,6 +417,8 @@ impl Machine {
         )
         .with_options(self.options.clone())
         .with_clock(Arc::new(self.clock.clone()))
+        // Retries of the faulty memory stores are recorded, not waited for.
+        .with_sleeper(Arc::new(RecordingSleeper::new()))
         .with_deletion_gate(Arc::new(ConfirmAll))
     }
 

@@ -70,5 +70,5 @@ pub use store::{
     ContactStore, ContactStoreExt, Continuation, FullChanges, RecordStore, RecordStoreExt, Removal,
     RemovalReason, Stored, Unreadable, Upsert, Window, WriteOp, WriteOutcome,
 };
-pub use time::{Clock, ManualClock, RecordingSleeper, Sleeper, SystemClock};
+pub use time::{Clock, ManualClock, RecordingSleeper, Sleeper, SystemClock, ThreadSleeper};
 pub use token::{AccessToken, RefreshToken, TokenKey, TokenSet, TokenStore};

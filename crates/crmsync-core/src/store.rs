@@ -51,6 +51,12 @@ pub struct Capabilities {
     pub palette: Option<Vec<Rgb>>,
     /// Whether a record can carry a link key (and be found by it).
     pub link_keys: bool,
+    /// Whether the store applies a retry policy to its own calls (every HTTP provider does,
+    /// through `crmsync-http`'s one policy, which honours `Retry-After`). The engine then
+    /// never retries the store's calls itself, so no call is retried by two layers; a store
+    /// that does not (a CRM over its own tables, the memory stores) is retried by the
+    /// engine (`SyncOptions::max_retries`, waiting through the syncer's sleeper).
+    pub retries_itself: bool,
 }
 
 impl Capabilities {
@@ -69,6 +75,7 @@ impl Capabilities {
             max_reminder_minutes: None,
             palette: None,
             link_keys: true,
+            retries_itself: false,
         }
     }
 
@@ -218,6 +225,11 @@ pub enum Continuation {
     NextPage(PageToken),
     /// The listing is complete: this cursor resumes from here next time.
     Done(Cursor),
+    /// The listing is complete, but the store gave no cursor to resume from (a change feed
+    /// whose last page has neither a next page nor a sync token). Nothing is lost: the
+    /// engine lists everything again on the next run and reconciles it against the links,
+    /// and says so in the report.
+    DoneWithoutCursor,
 }
 
 /// One page of a listing or change feed.
@@ -432,6 +444,10 @@ pub trait RecordStoreExt<R: Record>: RecordStore<R> {
                 Continuation::NextPage(token) => page_token = Some(token),
                 Continuation::Done(cursor) => {
                     all.cursor = Some(cursor);
+                    return Ok(all);
+                }
+                Continuation::DoneWithoutCursor => {
+                    all.cursor = None;
                     return Ok(all);
                 }
             }

@@ -67,6 +67,46 @@ pub trait Sleeper: Debug + Send + Sync {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
 }
 
+/// A sleeper that really waits, on any executor: a short-lived thread sleeps and wakes the
+/// waiting task, so the core needs no runtime. The default of the engine's retries; HTTP
+/// providers wait through their runtime's timer instead (`crmsync-http`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadSleeper;
+
+impl Sleeper for ThreadSleeper {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        if duration.is_zero() {
+            return Box::pin(std::future::ready(()));
+        }
+        let shared: Arc<Mutex<(bool, Option<std::task::Waker>)>> = Arc::default();
+        let waker_side = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("crmsync-sleeper".into())
+            .spawn(move || {
+                std::thread::sleep(duration);
+                let mut state = waker_side.lock().unwrap_or_else(|e| e.into_inner());
+                state.0 = true;
+                if let Some(waker) = state.1.take() {
+                    waker.wake();
+                }
+            });
+        if spawned.is_err() {
+            // No thread to wait on: waiting in place is still a wait, never none at all.
+            std::thread::sleep(duration);
+            return Box::pin(std::future::ready(()));
+        }
+        Box::pin(std::future::poll_fn(move |cx| {
+            let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
+            if state.0 {
+                std::task::Poll::Ready(())
+            } else {
+                state.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }))
+    }
+}
+
 /// A sleeper that returns at once and records every delay asked for; clones share the record.
 /// With a [`ManualClock`] attached, it also moves that clock forward.
 #[derive(Debug, Clone, Default)]
@@ -122,6 +162,13 @@ mod tests {
         assert_eq!(clock.now(), t0);
         clock.advance(Duration::from_secs(60));
         assert_eq!(clock.now(), t0 + chrono::Duration::seconds(60));
+    }
+
+    #[tokio::test]
+    async fn thread_sleeper_really_waits() {
+        let started = std::time::Instant::now();
+        ThreadSleeper.sleep(Duration::from_millis(30)).await;
+        assert!(started.elapsed() >= Duration::from_millis(30));
     }
 
     #[tokio::test]

@@ -484,6 +484,8 @@ impl RecordStore<Event> for GoogleCalendar {
         caps.palette = Some(EVENT_PALETTE.to_vec());
         // extendedProperties.private + privateExtendedProperty filter (G-CAL-27).
         caps.link_keys = true;
+        // Every call goes through crmsync-http's one retry policy (Retry-After honoured).
+        caps.retries_itself = true;
         caps
     }
 

@@ -1181,6 +1181,8 @@ impl RecordStore<Contact> for GoogleContacts {
         );
         // clientData (G-PPL-18).
         caps.link_keys = true;
+        // Every call goes through crmsync-http's one retry policy (Retry-After honoured).
+        caps.retries_itself = true;
         caps
     }
 

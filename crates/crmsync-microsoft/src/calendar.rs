@@ -270,6 +270,8 @@ impl GraphCalendar {
         // MS-CAL-21): colours snap to the nearest preset.
         caps.palette = Some(categories::palette());
         caps.link_keys = true;
+        // Every call goes through crmsync-http's one retry policy (Retry-After honoured).
+        caps.retries_itself = true;
         caps
     }
 

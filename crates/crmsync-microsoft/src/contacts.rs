@@ -721,6 +721,8 @@ impl GraphContacts {
         caps.max_addresses = Some(3);
         // singleValueExtendedProperties on contacts (MS-CON-5, MS-CAL-22).
         caps.link_keys = true;
+        // Every call goes through crmsync-http's one retry policy (Retry-After honoured).
+        caps.retries_itself = true;
         caps
     }
 

@@ -214,7 +214,7 @@ pub struct Syncer<R: Record> {
     policy: FieldPolicy<R::Field>,
     options: SyncOptions,
     clock: Arc<dyn Clock>,
-    sleeper: Option<Arc<dyn Sleeper>>,
+    sleeper: Arc<dyn Sleeper>,
     gate: Option<Arc<dyn DeletionGate>>,
     resolver: Option<Arc<dyn ConflictResolver<R::Field>>>,
     progress: Option<Arc<dyn Progress>>,
@@ -261,6 +261,9 @@ struct Listing<R: Record> {
     cursor: Option<Cursor>,
     full: bool,
     expired: bool,
+    /// The listing ended without a cursor: the stored one is dropped, so the next run
+    /// lists in full.
+    no_cursor: bool,
     listed: u64,
     errors: Vec<RecordError>,
 }
@@ -274,6 +277,7 @@ impl<R: Record> Listing<R> {
             cursor: None,
             full,
             expired: false,
+            no_cursor: false,
             listed: 0,
             errors: Vec::new(),
         }
@@ -285,6 +289,8 @@ struct Declared<R: Record> {
     input: PlanInput<R>,
     crm_cursor: Option<Cursor>,
     provider_cursor: Option<Cursor>,
+    /// Sides whose listing gave no cursor: their stored cursor is dropped after the run.
+    without_cursor: Vec<Side>,
     intents: Vec<Intent>,
     deferred: Vec<Deferred>,
     report: SyncReport,
@@ -314,7 +320,7 @@ impl<R: Record> Syncer<R> {
             policy,
             options: SyncOptions::for_record::<R>(),
             clock: Arc::new(SystemClock),
-            sleeper: None,
+            sleeper: Arc::new(crate::time::ThreadSleeper),
             gate: None,
             resolver: None,
             progress: None,
@@ -340,10 +346,11 @@ impl<R: Record> Syncer<R> {
         self
     }
 
-    /// Sets the sleeper used between retries (none: retries go at once).
+    /// Sets the sleeper used between the engine's retries of a store that does not retry
+    /// itself (default: a real wait, [`ThreadSleeper`](crate::ThreadSleeper)).
     #[must_use]
     pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = Some(sleeper);
+        self.sleeper = sleeper;
         self
     }
 
@@ -597,6 +604,7 @@ impl<R: Record> Syncer<R> {
             input,
             crm_cursor,
             provider_cursor,
+            without_cursor,
             intents,
             deferred,
             mut report,
@@ -632,6 +640,9 @@ impl<R: Record> Syncer<R> {
                 });
             }
         }
+        for side in without_cursor {
+            ops.push(StateOp::SetCursor { side, cursor: None });
+        }
         if !ops.is_empty() {
             self.state.commit(&key, ops).await?;
         }
@@ -645,7 +656,9 @@ impl<R: Record> Syncer<R> {
         Ok(report)
     }
 
-    /// Calls a store with retries on retryable errors, waiting as the store asked.
+    /// Calls a store, retrying retryable errors when the store does not retry its own calls
+    /// (see [`Capabilities::retries_itself`](crate::store::Capabilities::retries_itself)): exactly one policy decides the retries of
+    /// any call. Waits as the error asks (`Retry-After`), else backs off exponentially.
     async fn retrying<T, Fut>(
         &self,
         side: Side,
@@ -655,19 +668,22 @@ impl<R: Record> Syncer<R> {
     where
         Fut: std::future::Future<Output = Result<T>>,
     {
+        let retries = if self.store(side).capabilities().retries_itself {
+            0
+        } else {
+            self.options.max_retries
+        };
         let mut attempt = 0;
         loop {
             requests.add(side, 1);
             match call().await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < self.options.max_retries => {
+                Err(e) if e.is_retryable() && attempt < retries => {
                     let wait = e
                         .retry_after()
                         .unwrap_or(Duration::from_millis(500 * (1 << attempt.min(6))));
                     tracing::debug!(%side, attempt, ?wait, error = %e, "retrying");
-                    if let Some(s) = &self.sleeper {
-                        s.sleep(wait).await;
-                    }
+                    self.sleeper.sleep(wait).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -819,6 +835,15 @@ impl<R: Record> Syncer<R> {
                 Continuation::NextPage(token) => page_token = Some(token),
                 Continuation::Done(cursor) => {
                     listing.cursor = Some(cursor);
+                    return Ok(listing);
+                }
+                Continuation::DoneWithoutCursor => {
+                    tracing::warn!(
+                        %side,
+                        "the listing ended without a cursor: the next run lists in full again"
+                    );
+                    listing.cursor = None;
+                    listing.no_cursor = true;
                     return Ok(listing);
                 }
             }
@@ -1370,6 +1395,7 @@ impl<R: Record> Syncer<R> {
             s.full_listing =
                 listing.full && push.is_none() && !(kind == RunKind::Pull && side == Side::Crm);
             s.cursor_expired = listing.expired;
+            s.no_cursor = listing.no_cursor;
         }
         report.errors.extend(crm.errors);
         report.errors.extend(provider.errors);
@@ -1392,6 +1418,13 @@ impl<R: Record> Syncer<R> {
         };
         Ok(Declared {
             input,
+            without_cursor: [
+                (Side::Crm, crm.no_cursor),
+                (Side::Provider, provider.no_cursor),
+            ]
+            .into_iter()
+            .filter_map(|(side, none)| none.then_some(side))
+            .collect(),
             crm_cursor: crm.cursor,
             provider_cursor: provider.cursor,
             intents,

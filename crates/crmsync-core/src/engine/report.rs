@@ -46,6 +46,11 @@ pub struct SideReport {
     pub full_listing: bool,
     /// Whether this side's cursor had expired.
     pub cursor_expired: bool,
+    /// Whether this side's listing ended without a cursor (a change feed whose last page
+    /// gave neither a next page nor a sync token): nothing is lost, but the side is listed
+    /// in full and reconciled against the links on every run until it gives one again.
+    #[serde(default)]
+    pub no_cursor: bool,
 }
 
 /// A conflict and the pair it happened on.
@@ -281,6 +286,7 @@ impl SyncReport {
             s.requests += o.requests;
             s.full_listing |= o.full_listing;
             s.cursor_expired |= o.cursor_expired;
+            s.no_cursor |= o.no_cursor;
         }
         self.duration_ms += other.duration_ms;
         self.linked += other.linked;
@@ -319,7 +325,9 @@ impl fmt::Display for SyncReport {
                 s.deleted,
                 s.unchanged,
                 s.requests,
-                if s.cursor_expired {
+                if s.no_cursor {
+                    "  (the store gave no cursor: listed in full, as every run will be until it gives one)"
+                } else if s.cursor_expired {
                     "  (cursor expired: reconciled a full listing)"
                 } else if s.full_listing {
                     "  (full listing)"

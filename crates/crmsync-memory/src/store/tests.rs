@@ -136,6 +136,7 @@ async fn pages_are_short_and_empty_and_continue() {
         match page.next {
             Continuation::NextPage(t) => token = Some(t),
             Continuation::Done(_) => break,
+            Continuation::DoneWithoutCursor => panic!("the memory store always gives a cursor"),
         }
     }
     // odd pages are short (1), even pages empty
