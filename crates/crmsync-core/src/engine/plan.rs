@@ -993,14 +993,27 @@ impl<'a, R: Record> Planner<'a, R> {
                         .any(|w| w.side == side && w.field == f.name() && w.hash == hash)
                 })
             };
-            let c_changed = base_hash.is_none_or(|b| b != c_hash) && !ours(Side::Crm, c_hash);
+            // And when one side shows our write, that write landed: the value it carried is
+            // what both sides agreed on then (the baseline whose commit a crash or a lost
+            // answer prevented), so the other side's value is judged against it. Without
+            // this, a field changed and changed back around a crash keeps the first value.
+            let c_ours = ours(Side::Crm, c_hash);
+            let p_ours = ours(Side::Provider, p_hash);
             let base_fit_hash = match (&base_fit, provider_restricts) {
                 (Some(b), true) => Some(b.field_hash(f)),
                 (Some(_), false) => base_hash,
                 (None, _) => None,
             };
-            let p_changed =
-                base_fit_hash.is_none_or(|b| b != p_hash) && !ours(Side::Provider, p_hash);
+            let (c_changed, p_changed) = match (c_ours, p_ours) {
+                // The values differ (equal ones were passed over above).
+                (false, true) => (true, false),
+                (true, false) => (false, true),
+                (true, true) => (false, false),
+                (false, false) => (
+                    base_hash.is_none_or(|b| b != c_hash),
+                    base_fit_hash.is_none_or(|b| b != p_hash),
+                ),
+            };
             // Also no edit when the provider's value, read back into the CRM's form, is
             // what the CRM holds (a lossy copy is not an edit).
             let p_in_crm_hash = if crm_restricts {
