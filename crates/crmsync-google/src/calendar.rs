@@ -41,7 +41,9 @@ const MERGED_FIELDS: [EventField; 3] =
 ///   and keeps the list ([`GoogleCalendar::forget_calendars`] drops it), so a sync with
 ///   nothing to do costs one request: the incremental `events.list`.
 /// - The cursor is the listing's `nextSyncToken`; a 410 is
-///   [`ErrorKind::CursorExpired`].
+///   [`ErrorKind::CursorExpired`]. A listing whose last page has no `nextSyncToken` (a
+///   server other than Google) ends with [`Continuation::DoneWithoutCursor`](crmsync_core::Continuation::DoneWithoutCursor):
+///   the engine lists in full again on the next run.
 /// - Creates use a client-chosen id derived from the link key, so a retried create
 ///   answers 409 and finds the copy it made; the link key is also kept in
 ///   `extendedProperties.private.crmsync_link`.

@@ -62,7 +62,9 @@ struct Group {
 ///   that full sync (400 `EXPIRED_SYNC_TOKEN`, G-PPL-5); from [`SYNC_TOKEN_MAX_AGE`] on, the
 ///   store answers [`ErrorKind::CursorExpired`] itself, without a request, so the engine
 ///   reconciles a full listing before the token dies. Deleted contacts come back as
-///   `metadata.deleted` tombstones: removals.
+///   `metadata.deleted` tombstones: removals. A listing whose last page has no
+///   `nextSyncToken` (a server other than Google) ends with
+///   [`Continuation::DoneWithoutCursor`]: the engine lists in full again on the next run.
 /// - A contact whose resource name changed (`metadata.previousResourceNames`, G-PPL-4) is
 ///   still reached under its former names by [`get`](RecordStore::get), updates and
 ///   deletes.

@@ -947,3 +947,45 @@ async fn date_times_echoed_without_offset_are_linked_and_never_duplicated() {
         }
     }
 }
+
+/// Issue 10, item 3 (Google half): a listing whose last page has neither `nextPageToken`
+/// nor `nextSyncToken` used to fail the whole run. It ends without a cursor: each run lists
+/// in full and reconciles against the links, says so, deletes nothing, duplicates nothing.
+#[tokio::test]
+async fn a_listing_without_a_sync_token_is_listed_in_full_every_run() {
+    let w = World::new().await;
+    w.env.fake.omit_calendar_sync_tokens(true);
+    let report = w.first_sync().await;
+    assert!(report.provider.no_cursor, "{report}");
+    assert_eq!(report.provider.created, 3, "{report}");
+    assert_eq!(report.crm.created, 2, "{report}");
+
+    // Edits on both sides still flow.
+    let call = w.crm_titled("Call Ann");
+    w.crm
+        .edit_item(&w.crm_col, &call.id, |e| e.location = "Room 4".into())
+        .unwrap();
+    let lunch = w.google_titled("Lunch with Carol");
+    w.env.fake.edit_event(
+        CRM_CALENDAR,
+        lunch["id"].as_str().unwrap(),
+        json!({"description": "Bring the contract"}),
+    );
+    let report = w.sync().await;
+    assert!(report.provider.no_cursor, "{report}");
+    assert!(report.provider.full_listing, "{report}");
+    assert_eq!(report.provider.updated, 1, "{report}");
+    assert_eq!(report.crm.updated, 1, "{report}");
+    assert_eq!(report.provider.deleted + report.crm.deleted, 0, "{report}");
+    assert_eq!(w.google_titled("Call Ann")["location"], "Room 4");
+    assert_eq!(
+        w.crm_titled("Lunch with Carol").record.description,
+        "Bring the contract"
+    );
+    w.assert_mirrored(5);
+
+    // Nothing to do: still a full listing (one page here), nothing written or deleted.
+    let counts = w.noop_counts().await;
+    assert_eq!(counts, [(Endpoint::EventsList, 1)].into_iter().collect());
+    w.assert_mirrored(5);
+}
