@@ -507,6 +507,8 @@ pub(crate) struct WirePerson {
     pub(crate) record: Contact,
     /// The user groups the person belongs to, by resource name.
     pub(crate) group_resources: Vec<String>,
+    /// The system groups the person belongs to (`contactGroups/myContacts`, …).
+    pub(crate) system_groups: Vec<String>,
     /// The URL of the person's own photo (not Google's generated monogram). Its bytes are
     /// not read (the URL serves a resized copy, never the bytes written), so such a
     /// person's [`Contact::photo`] is unknown unless the store wrote it.
@@ -663,14 +665,17 @@ pub(crate) fn contact_from_wire(v: &Value) -> Result<WirePerson> {
             handle: handle.to_owned(),
         });
     }
-    let mut group_resources = Vec::new();
+    let (mut group_resources, mut system_groups) = (Vec::new(), Vec::new());
     for m in items(v, "memberships")? {
         if let Some(rn) = m
             .pointer("/contactGroupMembership/contactGroupResourceName")
             .and_then(Value::as_str)
-            .filter(|rn| !is_system_group(rn))
         {
-            group_resources.push(rn.to_owned());
+            if is_system_group(rn) {
+                system_groups.push(rn.to_owned());
+            } else {
+                group_resources.push(rn.to_owned());
+            }
         }
     }
     let link_key = items(v, "clientData")?
@@ -709,6 +714,7 @@ pub(crate) fn contact_from_wire(v: &Value) -> Result<WirePerson> {
         updated,
         record: contact,
         group_resources,
+        system_groups,
         photo_url,
         previous,
     })
