@@ -624,10 +624,14 @@ impl RecordStore<Event> for GoogleCalendar {
                         modified,
                     });
                 }
-                Err(error) => out.unreadable.push(Unreadable {
-                    id: id_of(item),
-                    error,
-                }),
+                Err(error) if matches!(error.kind(), ErrorKind::InvalidRecord { .. }) => {
+                    out.unreadable.push(Unreadable {
+                        id: id_of(item),
+                        error,
+                    });
+                }
+                // Reading the calendar's zone failed: the listing's error, not the record's.
+                Err(error) => return Err(error),
             }
         }
         Ok(out)
