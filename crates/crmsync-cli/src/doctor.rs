@@ -290,14 +290,9 @@ async fn account_findings(
 /// collection the account does not sync are left out.
 async fn provider_diagnosis(account: &AccountConfig, provider: &dyn Provider) -> Diagnosis {
     let mut d = if let Some(google) = provider.as_google() {
-        let mut d = crmsync_google::diagnose(google.client()).await;
-        if d.findings
-            .iter()
-            .any(|f| f.check == crmsync_google::checks::CALENDAR_API && f.severity == Severity::Ok)
-        {
-            contacts_check(account, provider, &mut d).await;
-        }
-        d
+        // The `contacts` check is Google's own: it resolves the configured name with the
+        // function the sync uses ("Contacts" is the whole address book).
+        crmsync_google::diagnose(google.client()).await
     } else if let Some(microsoft) = provider.as_microsoft() {
         crmsync_microsoft::diagnose(microsoft.client()).await
     } else {
@@ -310,7 +305,7 @@ async fn provider_diagnosis(account: &AccountConfig, provider: &dyn Provider) ->
     };
     d.findings.retain(|f| match f.check.as_str() {
         "calendar" => account.syncs(Collection::Events),
-        "contact_folder" | "people_api" => account.syncs(Collection::Contacts),
+        "contact_folder" | "people_api" | "contacts" => account.syncs(Collection::Contacts),
         _ => true,
     });
     if let Some(f) = d.findings.iter_mut().find(|f| {
@@ -387,7 +382,7 @@ async fn calendar_check(account: &AccountConfig, provider: &dyn Provider, d: &mu
     }
 }
 
-/// The contact group (Google) or address book (memory) exists.
+/// The address book (memory) exists. Google and Microsoft check their own contacts.
 async fn contacts_check(account: &AccountConfig, provider: &dyn Provider, d: &mut Diagnosis) {
     if !account.syncs(Collection::Contacts) {
         return;
@@ -412,15 +407,5 @@ async fn contacts_check(account: &AccountConfig, provider: &dyn Provider, d: &mu
             f.remedy = Some(format!("set `contacts` to the name of an existing {what}"));
             d.push(f);
         }
-    }
-    if provider.kind() == ProviderKind::Google && account.contacts_name() != "Contacts" {
-        d.push(Finding::warning(
-            "contacts",
-            format!(
-                "the whole Google address book is synced, not only the group {:?}",
-                account.contacts_name()
-            ),
-            "the group is checked but is not a filter yet; memberships travel in the contacts' `groups` field",
-        ));
     }
 }

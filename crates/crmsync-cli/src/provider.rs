@@ -466,10 +466,11 @@ impl Provider for GoogleProvider {
         self.contacts.clone()
     }
 
-    /// Google has one address book; `contacts` names a contact group, which must exist
-    /// unless it is the default `Contacts` (the whole address book). The whole address
-    /// book is synced either way: the group is not a filter yet (memberships are the
-    /// contacts' `groups` field).
+    /// Google has one address book. `contacts` selects what of it is synced, resolved by
+    /// the function the sync uses ([`GoogleContacts::existing_selection`]): "Contacts"
+    /// (also "My Contacts", "myContacts") is the whole address book, "Starred" the starred
+    /// contacts, another name a contact group, which must exist. `name` is the
+    /// configuration's, the one the store was opened with.
     async fn address_book(&self, name: &str) -> Result<CollectionInfo> {
         let book = self
             .contacts
@@ -478,22 +479,19 @@ impl Provider for GoogleProvider {
             .into_iter()
             .next()
             .ok_or_else(|| Error::new(ErrorKind::Provider, "Google listed no address book"))?;
-        if name == book.name {
-            return Ok(book);
+        let configured = crmsync_google::ContactSelection::from_name(Some(name));
+        let opened =
+            crmsync_google::ContactSelection::from_name(self.config.contact_group.as_deref());
+        if configured != opened {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the Google account was opened for {opened}, not for {configured} ({name:?})"
+                ),
+            ));
         }
-        let groups = self.contact_groups().await?;
-        if groups.iter().any(|g| g.name == name) {
-            return Ok(book);
-        }
-        let names: Vec<String> = groups.iter().map(|g| format!("{:?}", g.name)).collect();
-        Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "no contact group named {name:?} (the account has: \"Contacts\" (every contact){}{})",
-                if names.is_empty() { "" } else { ", " },
-                names.join(", ")
-            ),
-        ))
+        self.contacts.existing_selection().await?;
+        Ok(book)
     }
 
     fn persist(&self) -> Result<()> {

@@ -52,6 +52,14 @@ impl Env {
     }
 
     fn with_calendar(calendar: &str) -> Env {
+        Self::with_names(calendar, None)
+    }
+
+    /// `contacts = "<contacts>"` in the account when given.
+    fn with_names(calendar: &str, contacts: Option<&str>) -> Env {
+        let contacts = contacts
+            .map(|c| format!("contacts = \"{c}\"\n"))
+            .unwrap_or_default();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -77,7 +85,7 @@ client_id = "{DEFAULT_CLIENT_ID}"
 client_secret_env = "{SECRET_ENV}"
 token_key_env = "{KEY_ENV}"
 calendar = "{calendar}"
-api_base_url = "{base}"
+{contacts}api_base_url = "{base}"
 auth_base_url = "{base}"
 "#,
             base = fake.base_url()
@@ -638,4 +646,48 @@ fn a_calendar_id_that_is_gone_is_found_again_by_name() {
     env.fake.reset_counters();
     env.sync_json();
     assert_eq!(env.fake.requests(Endpoint::CalendarListList), 0);
+}
+
+/// Issue 10, item 4: `contacts = "Contacts"` is the whole address book: every phone contact
+/// reaches the CRM and no group is made; doctor says so through the sync's own resolution,
+/// and a group name that names no group is refused by both.
+#[test]
+fn contacts_named_contacts_sync_the_whole_address_book() {
+    let env = Env::with_names("CRM", Some("Contacts"));
+    env.seed_tokens(Duration::minutes(50));
+    for i in 0..5 {
+        env.fake.seed_contact(serde_json::json!({
+            "names": [{"givenName": format!("Phone{i}"), "familyName": "Contact"}],
+        }));
+    }
+    env.crmsync()
+        .args(["doctor", "ann"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("whole address book")
+                .and(predicate::str::contains("not a filter").not()),
+        );
+    env.sync_json();
+    assert_eq!(
+        env.crm_count("contacts.json"),
+        7,
+        "2 CRM + 5 phone contacts"
+    );
+    assert_eq!(env.fake.contacts().len(), 7);
+    assert_eq!(env.fake.requests(Endpoint::ContactGroupsCreate), 0);
+
+    let env = Env::with_names("CRM", Some("Custmers"));
+    env.seed_tokens(Duration::minutes(50));
+    env.fake.add_contact_group("Customers");
+    env.crmsync()
+        .args(["doctor", "ann"])
+        .assert()
+        .code(2)
+        .stdout(
+            predicate::str::contains("no contact group named \"Custmers\"")
+                .and(predicate::str::contains("\"Customers\"")),
+        );
+    env.crmsync().args(["sync", "ann"]).assert().code(2);
+    assert_eq!(env.fake.requests(Endpoint::ContactGroupsCreate), 0);
 }

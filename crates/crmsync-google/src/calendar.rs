@@ -8,7 +8,7 @@ use chrono::SecondsFormat;
 use crmsync_core::{
     CalendarStore, Capabilities, ChangePage, ChangesRequest, CollectionId, CollectionInfo, Error,
     ErrorKind, Event, EventField, ItemId, LinkKey, Record, RecordStore, Removal, RemovalReason,
-    Result, Stored, Unreadable, Upsert, Version, WriteOp, WriteOutcome,
+    Result, Stored, Unreadable, Upsert, Version, WriteOp, WriteOutcome, Zone,
 };
 use http::Method;
 use serde_json::Value;
@@ -18,7 +18,7 @@ use crate::client::{BatchAnswer, BatchPart, Call, GoogleClient};
 use crate::error::classify;
 use crate::mapping::{
     EVENT_PALETTE, LINK_PROPERTY, MAX_REMINDER_MINUTES, MAX_REMINDERS, WireEvent, event_from_wire,
-    event_id_for, event_to_wire, id_of, is_cancelled,
+    event_id_for, event_to_wire, id_of, is_cancelled, needs_calendar_zone,
 };
 
 /// The most parts one Calendar batch request carries: 50 is safe under both the older
@@ -41,15 +41,24 @@ const MERGED_FIELDS: [EventField; 3] =
 ///   and keeps the list ([`GoogleCalendar::forget_calendars`] drops it), so a sync with
 ///   nothing to do costs one request: the incremental `events.list`.
 /// - The cursor is the listing's `nextSyncToken`; a 410 is
-///   [`ErrorKind::CursorExpired`].
+///   [`ErrorKind::CursorExpired`]. A listing whose last page has no `nextSyncToken` (a
+///   server other than Google) ends with [`Continuation::DoneWithoutCursor`](crmsync_core::Continuation::DoneWithoutCursor):
+///   the engine lists in full again on the next run.
 /// - Creates use a client-chosen id derived from the link key, so a retried create
 ///   answers 409 and finds the copy it made; the link key is also kept in
 ///   `extendedProperties.private.crmsync_link`.
 /// - Updates PATCH only the fields asked for, with `If-Match`; deletes carry `If-Match`;
 ///   every write sends `sendUpdates=none`.
+/// - A `dateTime` without UTC offset is a wall time in its `timeZone`, or in the
+///   calendar's zone when it has none (G-CAL-25); a wall time the clocks skip or repeat is
+///   read as RFC 5545 says (see `wall_time_in` in the mapping). The calendar's zone is
+///   taken from the listings (`events.list` and `calendarList` carry it) and, only when an
+///   event needs it before any listing did, read once from `calendarList/{id}`.
 pub struct GoogleCalendar {
     client: GoogleClient,
     calendars: Mutex<Option<Vec<CollectionInfo>>>,
+    /// The time zone of each calendar, as far as known.
+    zones: Mutex<HashMap<CollectionId, Zone>>,
     /// The last resource seen per item: a PATCH of reminders or private properties
     /// merges with it when its etag is the expected one (no extra read).
     seen: Mutex<HashMap<(CollectionId, ItemId), Value>>,
@@ -82,6 +91,7 @@ impl GoogleCalendar {
         GoogleCalendar {
             client,
             calendars: Mutex::new(None),
+            zones: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
         }
     }
@@ -155,9 +165,55 @@ impl GoogleCalendar {
             .cloned()
     }
 
+    /// Keeps the zone a calendar listing or entry gives (`timeZone`, G-CAL-12, G-CAL-34).
+    fn learn_zone(&self, calendar: &CollectionId, listing: &Value) {
+        if let Some(zone) = listing
+            .get("timeZone")
+            .and_then(Value::as_str)
+            .and_then(|z| z.parse::<Zone>().ok())
+        {
+            lock(&self.zones).insert(calendar.clone(), zone);
+        }
+    }
+
+    /// The calendar's time zone: known from a listing, else read from its calendarList
+    /// entry (G-CAL-34) and kept.
+    async fn calendar_zone(&self, calendar: &CollectionId) -> Result<Zone> {
+        if let Some(zone) = lock(&self.zones).get(calendar).copied() {
+            return Ok(zone);
+        }
+        let url = self.client.config().calendar_url.join_segments([
+            "users",
+            "me",
+            "calendarList",
+            calendar.as_str(),
+        ]);
+        let entry = self
+            .client
+            .json(Call::get(url), "reading the time zone of the calendar")
+            .await?;
+        self.learn_zone(calendar, &entry);
+        lock(&self.zones).get(calendar).copied().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Provider,
+                format!("calendar {calendar} has no valid timeZone"),
+            )
+        })
+    }
+
+    /// Reads an event resource, with its calendar's zone when the resource needs it.
+    async fn read(&self, calendar: &CollectionId, resource: &Value) -> Result<WireEvent> {
+        let zone = if needs_calendar_zone(resource) {
+            Some(self.calendar_zone(calendar).await?)
+        } else {
+            None
+        };
+        event_from_wire(resource, zone)
+    }
+
     /// Reads a written or fetched resource, remembering it.
-    fn accept(&self, calendar: &CollectionId, resource: &Value) -> Result<Stored<Event>> {
-        let wire = event_from_wire(resource)?;
+    async fn accept(&self, calendar: &CollectionId, resource: &Value) -> Result<Stored<Event>> {
+        let wire = self.read(calendar, resource).await?;
         self.remember(calendar, &wire.id, resource);
         Ok(stored(wire))
     }
@@ -241,7 +297,7 @@ impl GoogleCalendar {
             let status = response.status().as_u16();
             if response.status().is_success() {
                 let v = crate::client::parse_object(response.body(), "creating an event")?;
-                return self.accept(calendar, &v);
+                return self.accept(calendar, &v).await;
             }
             if status != 409 {
                 return Err(classify(&response, "creating an event"));
@@ -274,7 +330,7 @@ impl GoogleCalendar {
         if is_cancelled(&v) {
             return Ok(None);
         }
-        let found = self.accept(calendar, &v)?;
+        let found = self.accept(calendar, &v).await?;
         if found.link_key.as_ref() == Some(link_key) {
             Ok(Some(found))
         } else {
@@ -334,9 +390,10 @@ impl GoogleCalendar {
                     self.forget(calendar, id);
                     Ok(WriteOutcome::Deleted)
                 }
-                _ => crate::client::parse_object(&answer.body, what)
-                    .and_then(|v| self.accept(calendar, &v))
-                    .map(WriteOutcome::Written),
+                _ => match crate::client::parse_object(&answer.body, what) {
+                    Ok(v) => self.accept(calendar, &v).await.map(WriteOutcome::Written),
+                    Err(e) => Err(e),
+                },
             });
         }
         let error = answer.error(what);
@@ -532,6 +589,7 @@ impl RecordStore<Event> for GoogleCalendar {
             "the full listing of events"
         };
         let page = self.client.json(api, what).await?;
+        self.learn_zone(collection, &page);
         let mut out = ChangePage {
             upserts: Vec::new(),
             removals: Vec::new(),
@@ -556,7 +614,7 @@ impl RecordStore<Event> for GoogleCalendar {
                 }
                 continue;
             }
-            match event_from_wire(item) {
+            match self.read(collection, item).await {
                 Ok(wire) => {
                     self.remember(collection, &wire.id, item);
                     let modified = wire.updated;
@@ -566,10 +624,14 @@ impl RecordStore<Event> for GoogleCalendar {
                         modified,
                     });
                 }
-                Err(error) => out.unreadable.push(Unreadable {
-                    id: id_of(item),
-                    error,
-                }),
+                Err(error) if matches!(error.kind(), ErrorKind::InvalidRecord { .. }) => {
+                    out.unreadable.push(Unreadable {
+                        id: id_of(item),
+                        error,
+                    });
+                }
+                // Reading the calendar's zone failed: the listing's error, not the record's.
+                Err(error) => return Err(error),
             }
         }
         Ok(out)
@@ -582,7 +644,7 @@ impl RecordStore<Event> for GoogleCalendar {
                 self.forget(collection, id);
                 Ok(None)
             }
-            Some(v) => self.accept(collection, &v).map(Some),
+            Some(v) => self.accept(collection, &v).await.map(Some),
         }
     }
 
@@ -623,7 +685,7 @@ impl RecordStore<Event> for GoogleCalendar {
             .await?;
         if response.status().is_success() {
             let v = crate::client::parse_object(response.body(), "updating an event")?;
-            return self.accept(collection, &v);
+            return self.accept(collection, &v).await;
         }
         let error = classify(&response, "updating an event");
         match response.status().as_u16() {
@@ -679,7 +741,7 @@ impl RecordStore<Event> for GoogleCalendar {
                 .await?;
             if let Some(items) = page.get("items").and_then(Value::as_array) {
                 for item in items.iter().filter(|i| !is_cancelled(i)) {
-                    if let Ok(found) = self.accept(collection, item)
+                    if let Ok(found) = self.accept(collection, item).await
                         && found.link_key.as_ref() == Some(link_key)
                     {
                         return Ok(Some(found));
@@ -751,6 +813,7 @@ impl CalendarStore for GoogleCalendar {
                 let Ok(id) = CollectionId::new(id) else {
                     continue;
                 };
+                self.learn_zone(&id, entry);
                 all.push(CollectionInfo {
                     id,
                     name: name.to_owned(),

@@ -438,7 +438,8 @@ fn decode_batch(content_type: &str, body: &[u8]) -> Result<Vec<BatchAnswer>> {
 }
 
 /// What follows a listing page: `nextPageToken` (more pages) or, on the last page,
-/// `nextSyncToken` (the cursor). A page with neither is a provider error.
+/// `nextSyncToken` (the cursor). A page with neither ends the listing without a cursor
+/// ([`Continuation::DoneWithoutCursor`]), never an error.
 pub(crate) fn continuation(page: &serde_json::Value, what: &str) -> Result<Continuation> {
     let text = |k: &str| {
         page.get(k)
@@ -448,10 +449,13 @@ pub(crate) fn continuation(page: &serde_json::Value, what: &str) -> Result<Conti
     match (text("nextPageToken"), text("nextSyncToken")) {
         (Some(token), _) => Ok(Continuation::NextPage(PageToken::new(token)?)),
         (None, Some(token)) => Ok(Continuation::Done(Cursor::new(token)?)),
-        (None, None) => Err(Error::new(
-            ErrorKind::Provider,
-            format!("{what}: the page has neither nextPageToken nor nextSyncToken"),
-        )),
+        // Google always ends a listing with a sync token (G-CAL-12, G-PPL-2 when one is
+        // asked for); a server that does not is survived: the engine lists in full again
+        // on the next run and reconciles against the links.
+        (None, None) => {
+            tracing::debug!("{what}: the last page has neither nextPageToken nor nextSyncToken");
+            Ok(Continuation::DoneWithoutCursor)
+        }
     }
 }
 

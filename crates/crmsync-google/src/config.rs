@@ -36,9 +36,11 @@ pub struct GoogleConfig {
     pub revoke_url: Url,
     /// The name of the calendar to sync (its `summaryOverride`, else its `summary`).
     pub calendar_name: Option<String>,
-    /// The name of the contact group whose members are synced (created on the first
-    /// create when missing; contacts we create join it); `None`: the whole address book.
-    /// See [`GoogleContacts`](crate::GoogleContacts).
+    /// The contacts to sync, by name ([`ContactSelection`](crate::ContactSelection)):
+    /// `None` or "Contacts" (also "My Contacts", "myContacts") is the whole address book;
+    /// "Starred" the starred contacts; another name the members of that user contact group
+    /// (created on the first create when missing; contacts we create join it). See
+    /// [`GoogleContacts`](crate::GoogleContacts).
     pub contact_group: Option<String>,
     /// The scopes asked for at sign-in and required of the grant.
     pub scopes: Vec<String>,

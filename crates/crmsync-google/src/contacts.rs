@@ -47,22 +47,133 @@ struct Group {
     name: String,
 }
 
+/// The system group every contact belongs to, shown as "Contacts" in Google Contacts
+/// (G-PPL-19).
+pub const MY_CONTACTS: &str = "contactGroups/myContacts";
+/// The system group of starred contacts (G-PPL-19); one of the two system groups contacts
+/// can be added to.
+pub const STARRED: &str = "contactGroups/starred";
+
+/// Which contacts of a Google account are synced, from the configured name
+/// ([`GoogleConfig::contact_group`](crate::GoogleConfig::contact_group)).
+///
+/// [`ContactSelection::from_name`] reads the name; [`GoogleContacts::selection`] and
+/// [`GoogleContacts::existing_selection`] resolve it against the account. The sync, the
+/// diagnostics and the CLI go through them, so they never disagree.
+///
+/// | name (without case) | selection |
+/// |---|---|
+/// | none, empty, `Contacts`, `My Contacts`, `myContacts`, `contactGroups/myContacts` | the whole address book: no filter, no group, no group request |
+/// | `Starred`, `contactGroups/starred` | the starred contacts (system group, never created) |
+/// | anything else | the members of the user contact group of that name (exact case) |
+///
+/// The system names win over a user group of the same name. The deprecated system groups
+/// (friends, family, coworkers…) cannot receive contacts (G-PPL-19) and are not offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContactSelection {
+    /// Every contact of the account (`people/me` connections).
+    AddressBook,
+    /// The members of one contact group.
+    Group {
+        /// The group's name as configured (a user group's exact name, or `starred`).
+        name: String,
+        /// Its resource name: known for a system group; for a user group, once resolved
+        /// against the account (`None`: no group has that name yet).
+        resource_name: Option<String>,
+        /// Whether it is a system group (never created by the store).
+        system: bool,
+    },
+}
+
+impl ContactSelection {
+    /// What a configured name selects, without asking Google (see the type's table).
+    pub fn from_name(name: Option<&str>) -> ContactSelection {
+        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+            return ContactSelection::AddressBook;
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "contacts" | "my contacts" | "mycontacts" | "contactgroups/mycontacts" => {
+                ContactSelection::AddressBook
+            }
+            "starred" | "contactgroups/starred" => ContactSelection::Group {
+                name: "starred".into(),
+                resource_name: Some(STARRED.into()),
+                system: true,
+            },
+            _ => ContactSelection::Group {
+                name: name.to_owned(),
+                resource_name: None,
+                system: false,
+            },
+        }
+    }
+
+    /// The name of the synced set as a person reads it: "Contacts" for the whole address
+    /// book, else the group's name.
+    pub fn display_name(&self) -> &str {
+        match self {
+            ContactSelection::AddressBook => "Contacts",
+            ContactSelection::Group { name, .. } => name,
+        }
+    }
+
+    /// The user group whose name this selection names (to look up or create).
+    fn user_group_name(&self) -> Option<&str> {
+        match self {
+            ContactSelection::Group {
+                name,
+                system: false,
+                ..
+            } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ContactSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContactSelection::AddressBook => {
+                write!(f, "the whole address book (\"Contacts\", {MY_CONTACTS})")
+            }
+            ContactSelection::Group {
+                name,
+                resource_name: Some(rn),
+                system: true,
+            } => write!(f, "the {name} contacts (system group {rn})"),
+            ContactSelection::Group {
+                name,
+                resource_name: Some(rn),
+                ..
+            } => write!(f, "the members of contact group {name:?} ({rn})"),
+            ContactSelection::Group { name, .. } => {
+                write!(f, "the members of contact group {name:?} (not created yet)")
+            }
+        }
+    }
+}
+
 /// Google contacts of one account, as a [`ContactStore`].
 ///
 /// - One collection, [`ADDRESS_BOOK`] (`people/me`); contact groups are the contact's
 ///   `groups` (created on Google when missing), listed by
 ///   [`groups`](ContactStore::groups).
-/// - With [`GoogleConfig::contact_group`](crate::GoogleConfig::contact_group) set, only
-///   that group's members are synced: listings leave the others out (a member that leaves
-///   the group is reported as having left the synced set, never as deleted), contacts we
-///   create join the group (created on Google when missing), and the group is not one of
-///   the contact's `groups`.
+/// - [`GoogleConfig::contact_group`](crate::GoogleConfig::contact_group) selects the
+///   synced contacts ([`ContactSelection`]): "Contacts" (or nothing) is the whole address
+///   book; a group name syncs only that group's members: listings leave the others out
+///   (counted: [`left_out`](GoogleContacts::left_out); a member that leaves the group is
+///   reported as having left the synced set, never as deleted), contacts we create join
+///   the group (a user group is created on Google when missing), and the group is not one
+///   of the contact's `groups`.
 /// - The cursor carries the `nextSyncToken` of `connections.list` (`requestSyncToken`)
 ///   and the time of the full sync it descends from. Google kills the token 7 days after
 ///   that full sync (400 `EXPIRED_SYNC_TOKEN`, G-PPL-5); from [`SYNC_TOKEN_MAX_AGE`] on, the
 ///   store answers [`ErrorKind::CursorExpired`] itself, without a request, so the engine
 ///   reconciles a full listing before the token dies. Deleted contacts come back as
-///   `metadata.deleted` tombstones: removals.
+///   `metadata.deleted` tombstones: removals. A listing whose last page has no
+///   `nextSyncToken` (a server other than Google) ends with
+///   [`Continuation::DoneWithoutCursor`]: the engine lists in full again on the next run.
 /// - A contact whose resource name changed (`metadata.previousResourceNames`, G-PPL-4) is
 ///   still reached under its former names by [`get`](RecordStore::get), updates and
 ///   deletes.
@@ -89,6 +200,10 @@ pub struct GoogleContacts {
     client: GoogleClient,
     clock: Arc<dyn Clock>,
     groups: Mutex<Option<Vec<Group>>>,
+    /// What the configuration selects (before it is resolved against the account).
+    selection: ContactSelection,
+    /// Contacts the last listing left out because they are outside the selection.
+    left_out: std::sync::atomic::AtomicU64,
     /// The last person seen per resource name (for partial `names` writes and etag checks).
     seen: Mutex<HashMap<ItemId, (Value, Contact)>>,
     /// The photos this store wrote, with the URL Google served them at just after.
@@ -250,9 +365,11 @@ impl GoogleContacts {
     /// The contacts of `client`'s account.
     pub fn new(client: GoogleClient) -> Self {
         GoogleContacts {
+            selection: ContactSelection::from_name(client.config().contact_group.as_deref()),
             client,
             clock: Arc::new(SystemClock),
             groups: Mutex::new(None),
+            left_out: std::sync::atomic::AtomicU64::new(0),
             seen: Mutex::new(HashMap::new()),
             photos: Mutex::new(HashMap::new()),
             renamed: Mutex::new(HashMap::new()),
@@ -363,21 +480,17 @@ impl GoogleContacts {
         Ok(all)
     }
 
-    /// The name of the group whose members are synced, when contacts are chosen by group.
-    fn sync_group_name(&self) -> Option<&str> {
-        self.client
-            .config()
-            .contact_group
-            .as_deref()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-    }
-
-    /// The resource name of the synced group: `Ok(None)` when contacts are not chosen by
-    /// group, `Ok(Some(None))` when the group does not exist (yet).
-    async fn sync_group(&self) -> Result<Option<Option<String>>> {
-        let Some(name) = self.sync_group_name() else {
-            return Ok(None);
+    /// What the configuration selects, resolved against the account: a user group's
+    /// resource name is looked up (one `contactGroups` request, then kept); the whole
+    /// address book and the system groups cost no request. A user group that does not
+    /// exist yet has no resource name: nothing is in it, and the first contact this store
+    /// creates creates it.
+    ///
+    /// # Errors
+    /// The People API's errors when listing the groups.
+    pub async fn selection(&self) -> Result<ContactSelection> {
+        let Some(name) = self.selection.user_group_name() else {
+            return Ok(self.selection.clone());
         };
         let found = self
             .group_list()
@@ -385,21 +498,83 @@ impl GoogleContacts {
             .into_iter()
             .find(|g| g.name == name)
             .map(|g| g.resource_name);
-        Ok(Some(found))
+        Ok(ContactSelection::Group {
+            name: name.to_owned(),
+            resource_name: found,
+            system: false,
+        })
+    }
+
+    /// [`selection`](Self::selection), where a user group that does not exist is an error:
+    /// what a setup check wants (a typo would otherwise sync nothing).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] naming the groups the account has; the People API's
+    /// errors.
+    pub async fn existing_selection(&self) -> Result<ContactSelection> {
+        let selection = self.selection().await?;
+        if let ContactSelection::Group {
+            name,
+            resource_name: None,
+            ..
+        } = &selection
+        {
+            let names: Vec<String> = self
+                .group_list()
+                .await?
+                .iter()
+                .map(|g| format!("{:?}", g.name))
+                .collect();
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "no contact group named {name:?} (the account has: \"Contacts\" (every \
+                     contact), \"Starred\"{}{}): set the name of an existing group, or \
+                     \"Contacts\" for the whole address book",
+                    if names.is_empty() { "" } else { ", " },
+                    names.join(", ")
+                ),
+            ));
+        }
+        Ok(selection)
+    }
+
+    /// How many contacts the last listing (all its pages) left out because they are
+    /// outside the selected group (0 when the whole address book is synced). The engine
+    /// cannot report them in the plan and the report yet; they are logged (`info`).
+    pub fn left_out(&self) -> u64 {
+        self.left_out.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The listing scope: `None` for every contact, `Some(rn)` for a group's members
+    /// (`Some(None)`: a group that does not exist yet, so nobody).
+    async fn sync_group(&self) -> Result<Option<Option<String>>> {
+        Ok(match self.selection().await? {
+            ContactSelection::AddressBook => None,
+            ContactSelection::Group { resource_name, .. } => Some(resource_name),
+        })
     }
 
     /// The resource names of these group names plus the synced group, creating the
     /// missing groups. Call with the account's write turn held.
     async fn group_resources(&self, names: &BTreeSet<String>) -> Result<Vec<String>> {
         let mut wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
-        if let Some(sync) = self.sync_group_name() {
-            wanted.insert(sync);
+        let mut out = Vec::new();
+        match &self.selection {
+            ContactSelection::AddressBook => {}
+            ContactSelection::Group {
+                resource_name: Some(rn),
+                system: true,
+                ..
+            } => out.push(rn.clone()),
+            ContactSelection::Group { name, .. } => {
+                wanted.insert(name);
+            }
         }
         if wanted.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let mut known = self.group_list().await?;
-        let mut out = Vec::new();
         for name in wanted {
             let found = known.iter().find(|g| g.name == name).cloned();
             let group = match found {
@@ -517,7 +692,7 @@ impl GoogleContacts {
                 *lock(&self.groups) = None;
                 groups = self.group_list().await?;
             }
-            let sync = self.sync_group_name();
+            let sync = self.selection.user_group_name();
             record.groups = wire
                 .group_resources
                 .iter()
@@ -580,7 +755,11 @@ impl GoogleContacts {
         match scope {
             None => true,
             Some(None) => false,
-            Some(Some(rn)) => wire.group_resources.iter().any(|g| g == rn),
+            Some(Some(rn)) => wire
+                .group_resources
+                .iter()
+                .chain(&wire.system_groups)
+                .any(|g| g == rn),
         }
     }
 
@@ -1073,6 +1252,9 @@ impl GoogleContacts {
         };
         // `connections` is omitted on empty pages (G-PPL-2).
         let people = crate::client::array_field(&page, "connections", what)?;
+        if request.page_token.is_none() {
+            self.left_out.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         if people.is_empty() {
             // A sync with nothing to do costs the listing alone: no group lookup.
             return Ok(out);
@@ -1081,6 +1263,19 @@ impl GoogleContacts {
         for person in people {
             self.add_person(person, &scope, incremental, &mut out)
                 .await?;
+        }
+        let left_out = self.left_out();
+        if left_out > 0
+            && matches!(
+                out.next,
+                Continuation::Done(_) | Continuation::DoneWithoutCursor
+            )
+        {
+            tracing::info!(
+                left_out,
+                selection = %self.selection,
+                "contacts outside the synced group left out of the listing"
+            );
         }
         Ok(out)
     }
@@ -1123,7 +1318,10 @@ impl GoogleContacts {
             }
         };
         if !Self::in_scope(scope, &wire) {
-            // Out of the synced group: it left the synced set (not a deletion).
+            // Out of the synced group: counted, and, in a change feed, it left the synced
+            // set (not a deletion).
+            self.left_out
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if incremental {
                 out.removals.push(Removal {
                     id: wire.id,
@@ -1380,7 +1578,7 @@ impl ContactStore for GoogleContacts {
     async fn address_books(&self) -> Result<Vec<CollectionInfo>> {
         Ok(vec![CollectionInfo {
             id: self.address_book(),
-            name: self.sync_group_name().unwrap_or("Contacts").to_owned(),
+            name: self.selection.display_name().to_owned(),
             writable: true,
             primary: true,
         }])

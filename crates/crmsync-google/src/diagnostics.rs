@@ -10,6 +10,7 @@ use crmsync_core::{CalendarStore, CalendarStoreExt, Error, ErrorKind, TokenSet};
 
 use crate::calendar::GoogleCalendar;
 use crate::client::{Call, GoogleClient};
+use crate::contacts::GoogleContacts;
 
 /// Check names, stable for hosts that match on them.
 pub mod checks {
@@ -23,6 +24,8 @@ pub mod checks {
     pub const PEOPLE_API: &str = "people_api";
     /// The configured calendar name resolves to a writable calendar.
     pub const CALENDAR: &str = "calendar";
+    /// The configured contacts (the whole address book, or a contact group) resolve.
+    pub const CONTACTS: &str = "contacts";
 }
 
 /// Whether a scope gives access to Calendar data.
@@ -46,9 +49,11 @@ fn is_contacts_scope(scope: &str) -> bool {
 /// | `calendar_api` | lists the calendars (`calendarList`) | the API's error (disabled API, network, rights) |
 /// | `people_api` | reads one contact (`people/me/connections`) | the API's error; only checked when a Contacts scope is configured, and a warning (not checked) when it was not granted |
 /// | `calendar` | finds the configured calendar among the writable ones | `CalendarNameMissing`, `NoCalendars` or `CalendarNotFound`, with their remedies |
+/// | `contacts` | resolves the configured contacts as the sync does ([`GoogleContacts::existing_selection`]): "Contacts" is the whole address book, "Starred" the starred contacts, another name a contact group; only checked when the People API answered | `InvalidInput` when no contact group has that name, naming the ones the account has |
 ///
 /// When the `token` check fails, the others are not run: every one of them would fail
-/// the same way. The checks cost one token request and at most two API requests.
+/// the same way. The checks cost one token request and at most three API requests (the
+/// third, `contactGroups`, only when a user contact group is configured).
 ///
 /// ```no_run
 /// # async fn demo(client: crmsync_google::GoogleClient) {
@@ -91,10 +96,31 @@ pub async fn diagnose(client: &GoogleClient) -> Diagnosis {
 
     if contacts_configured {
         if contacts_granted {
-            diagnosis.push(match people_reachable(client).await {
-                Ok(()) => Finding::ok(checks::PEOPLE_API, "the People API answers"),
-                Err(e) => Finding::from_error(checks::PEOPLE_API, &e),
-            });
+            match people_reachable(client).await {
+                Ok(()) => {
+                    diagnosis.push(Finding::ok(checks::PEOPLE_API, "the People API answers"));
+                    let contacts = GoogleContacts::new(client.clone());
+                    diagnosis.push(match contacts.existing_selection().await {
+                        Ok(selection) => Finding::ok(
+                            checks::CONTACTS,
+                            format!("contacts resolve: {selection} is synced"),
+                        ),
+                        Err(e) => {
+                            let mut finding = Finding::from_error(checks::CONTACTS, &e);
+                            if matches!(e.kind(), ErrorKind::InvalidInput) {
+                                finding.remedy = Some(
+                                    "name an existing contact group (`contacts` in crmsync.toml, \
+                                     GoogleConfig::contact_group), or \"Contacts\" for the whole \
+                                     address book"
+                                        .into(),
+                                );
+                            }
+                            finding
+                        }
+                    });
+                }
+                Err(e) => diagnosis.push(Finding::from_error(checks::PEOPLE_API, &e)),
+            }
         } else {
             diagnosis.push(Finding::warning(
                 checks::PEOPLE_API,

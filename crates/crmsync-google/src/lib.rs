@@ -70,8 +70,8 @@ pub use calendar::{GoogleCalendar, MAX_BATCH, MAX_PAGE_SIZE};
 pub use client::GoogleClient;
 pub use config::{GoogleConfig, SCOPE_CALENDAR, SCOPE_CONTACTS};
 pub use contacts::{
-    ADDRESS_BOOK, GoogleContacts, MAX_CONTACT_BATCH, MAX_CONTACT_DELETE_BATCH, MAX_CONTACT_PAGE,
-    SYNC_TOKEN_MAX_AGE,
+    ADDRESS_BOOK, ContactSelection, GoogleContacts, MAX_CONTACT_BATCH, MAX_CONTACT_DELETE_BATCH,
+    MAX_CONTACT_PAGE, MY_CONTACTS, STARRED, SYNC_TOKEN_MAX_AGE,
 };
 pub use diagnostics::{checks, diagnose};
 pub use freebusy::{BusyPeriod, FreeBusy, MAX_FREE_BUSY_CALENDARS, MAX_FREE_BUSY_DAYS};

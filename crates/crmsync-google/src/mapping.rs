@@ -84,8 +84,9 @@ pub(crate) fn private_properties(v: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// Reads an event resource.
-pub(crate) fn event_from_wire(v: &Value) -> Result<WireEvent> {
+/// Reads an event resource. `calendar_zone` is the zone of its calendar, in which a
+/// `dateTime` without offset and without `timeZone` is read (see [`needs_calendar_zone`]).
+pub(crate) fn event_from_wire(v: &Value, calendar_zone: Option<Zone>) -> Result<WireEvent> {
     if !v.is_object() {
         return Err(Error::invalid_record(
             None,
@@ -105,7 +106,7 @@ pub(crate) fn event_from_wire(v: &Value) -> Result<WireEvent> {
             .filter(|s| !s.is_empty())
     };
     let link_key = prop(LINK_PROPERTY).and_then(|k| LinkKey::new(k).ok());
-    let period = period_from_wire(v)?;
+    let period = period_from_wire(v, calendar_zone)?;
     let mut event = Event::new(text(v, "summary").unwrap_or_default(), period);
     event.location = text(v, "location").unwrap_or_default().to_owned();
     event.description = text(v, "description").unwrap_or_default().to_owned();
@@ -165,7 +166,38 @@ enum When {
     Instant(DateTime<FixedOffset>, Option<Zone>),
 }
 
-fn when(v: &Value, which: &str) -> Result<When> {
+/// Whether the `dateTime` of `start` or `end` has no UTC offset and no `timeZone` beside
+/// it: such a time is a wall time in the calendar's zone, which the reader must know.
+pub(crate) fn needs_calendar_zone(v: &Value) -> bool {
+    ["start", "end"].iter().any(|which| {
+        v.get(*which).is_some_and(|edt| {
+            text(edt, "date").is_none()
+                && text(edt, "timeZone").is_none()
+                && text(edt, "dateTime").is_some_and(|dt| DateTime::parse_from_rfc3339(dt).is_err())
+        })
+    })
+}
+
+/// The instant a wall time stands for in `zone`, never failing (RFC 5545 §3.3.5, which
+/// Google's recurrence rules follow too): a time that occurs twice (the clocks go back) is
+/// the first occurrence; a time that does not occur (the clocks go forward) is read with
+/// the offset in force before the gap, so 02:30 on the night Paris goes from +01:00 to
+/// +02:00 is 01:30 UTC, shown as 03:30.
+pub(crate) fn wall_time_in(wall: NaiveDateTime, zone: Zone) -> DateTime<FixedOffset> {
+    use chrono::{Offset, TimeZone};
+    if let Some(t) = zone.0.from_local_datetime(&wall).earliest() {
+        return t.fixed_offset();
+    }
+    // In a gap: the offset of the last wall time before it. Gaps last at most a day (Samoa
+    // skipped 30 December 2011), so stepping back by 15 minutes finds one.
+    let offset = (1..=4 * 26)
+        .map(|quarters| wall - chrono::Duration::minutes(15 * quarters))
+        .find_map(|before| zone.0.from_local_datetime(&before).latest())
+        .map_or_else(|| chrono::Utc.fix(), |t| t.offset().fix());
+    DateTime::<FixedOffset>::from_naive_utc_and_offset(wall - offset, offset)
+}
+
+fn when(v: &Value, which: &str, calendar_zone: Option<Zone>) -> Result<When> {
     let edt = v
         .get(which)
         .filter(|e| e.is_object())
@@ -186,17 +218,35 @@ fn when(v: &Value, which: &str) -> Result<When> {
             )
         })?),
     };
-    let instant = DateTime::parse_from_rfc3339(dt).map_err(|_| {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(dt) {
+        return Ok(When::Instant(instant, zone));
+    }
+    // No offset: a wall time in `timeZone`, or in the calendar's zone when the event has
+    // none ("A time zone offset is required unless a time zone is explicitly specified in
+    // timeZone", G-CAL-25).
+    let wall = NaiveDateTime::parse_from_str(dt, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
         bad(
             "period",
-            format!("`{which}.dateTime` {dt:?} is not an RFC 3339 time with an offset"),
+            format!("`{which}.dateTime` {dt:?} is not an RFC 3339 date and time"),
         )
     })?;
-    Ok(When::Instant(instant, zone))
+    let zone = zone.or(calendar_zone).ok_or_else(|| {
+        bad(
+            "period",
+            format!(
+                "`{which}.dateTime` {dt:?} has no UTC offset, and neither the event nor its \
+                 calendar gives a time zone"
+            ),
+        )
+    })?;
+    Ok(When::Instant(wall_time_in(wall, zone), Some(zone)))
 }
 
-fn period_from_wire(v: &Value) -> Result<Period> {
-    match (when(v, "start")?, when(v, "end")?) {
+fn period_from_wire(v: &Value, calendar_zone: Option<Zone>) -> Result<Period> {
+    match (
+        when(v, "start", calendar_zone)?,
+        when(v, "end", calendar_zone)?,
+    ) {
         // All-day ends are exclusive (G-CAL-25): the one conversion is in the core.
         (When::Date(start), When::Date(end)) => Period::all_day_from_exclusive(start, end),
         (When::Instant(start, zone), When::Instant(end, _)) => {
@@ -457,6 +507,8 @@ pub(crate) struct WirePerson {
     pub(crate) record: Contact,
     /// The user groups the person belongs to, by resource name.
     pub(crate) group_resources: Vec<String>,
+    /// The system groups the person belongs to (`contactGroups/myContacts`, …).
+    pub(crate) system_groups: Vec<String>,
     /// The URL of the person's own photo (not Google's generated monogram). Its bytes are
     /// not read (the URL serves a resized copy, never the bytes written), so such a
     /// person's [`Contact::photo`] is unknown unless the store wrote it.
@@ -613,14 +665,17 @@ pub(crate) fn contact_from_wire(v: &Value) -> Result<WirePerson> {
             handle: handle.to_owned(),
         });
     }
-    let mut group_resources = Vec::new();
+    let (mut group_resources, mut system_groups) = (Vec::new(), Vec::new());
     for m in items(v, "memberships")? {
         if let Some(rn) = m
             .pointer("/contactGroupMembership/contactGroupResourceName")
             .and_then(Value::as_str)
-            .filter(|rn| !is_system_group(rn))
         {
-            group_resources.push(rn.to_owned());
+            if is_system_group(rn) {
+                system_groups.push(rn.to_owned());
+            } else {
+                group_resources.push(rn.to_owned());
+            }
         }
     }
     let link_key = items(v, "clientData")?
@@ -659,6 +714,7 @@ pub(crate) fn contact_from_wire(v: &Value) -> Result<WirePerson> {
         updated,
         record: contact,
         group_resources,
+        system_groups,
         photo_url,
         previous,
     })
@@ -837,7 +893,7 @@ mod tests {
         let mut wire = body.clone();
         wire["id"] = json!("abcde");
         wire["etag"] = json!("\"1\"");
-        let back = event_from_wire(&wire).expect("read");
+        let back = event_from_wire(&wire, None).expect("read");
         assert_eq!(back.record.period, event.period);
     }
 
@@ -848,12 +904,98 @@ mod tests {
             "start": {"dateTime": "2026-03-01T10:00:00+01:00", "timeZone": "America/New_York"},
             "end": {"dateTime": "2026-03-01T11:00:00+01:00", "timeZone": "America/New_York"},
         });
-        let e = event_from_wire(&wire).expect("read").record;
+        let e = event_from_wire(&wire, None).expect("read").record;
         let Period::Timed { start, zone, .. } = e.period else {
             panic!("timed expected")
         };
         assert_eq!(zone.name(), "America/New_York");
         assert_eq!(start.format("%H:%M").to_string(), "04:00");
+    }
+
+    fn wall(day: NaiveDate, h: u32, m: u32) -> NaiveDateTime {
+        day.and_hms_opt(h, m, 0).expect("time")
+    }
+
+    #[test]
+    fn offsetless_date_times_are_wall_times_in_their_zone() {
+        let paris: Zone = "Europe/Paris".parse().expect("zone");
+        let start = wall(d(6, 20), 10, 0);
+        let event = Event::new(
+            "Call",
+            Period::timed(start, wall(d(6, 20), 11, 0), paris).expect("period"),
+        );
+        // The form crmsync sends, echoed as it was sent: the same period.
+        let mut echo = event_to_wire(&event, None, None, None);
+        echo["id"] = json!("abcde");
+        echo["etag"] = json!("\"1\"");
+        assert_eq!(
+            echo["start"],
+            json!({"dateTime": "2026-06-20T10:00:00", "timeZone": "Europe/Paris"})
+        );
+        assert!(!needs_calendar_zone(&echo));
+        let back = event_from_wire(&echo, None).expect("read").record;
+        assert_eq!(back.period, event.period);
+
+        // Without `timeZone`: the calendar's zone.
+        let bare = json!({"id": "abcde", "etag": "\"1\"",
+            "start": {"dateTime": "2026-06-20T10:00:00"},
+            "end": {"dateTime": "2026-06-20T11:00:00.000"}});
+        assert!(needs_calendar_zone(&bare));
+        let new_york: Zone = "America/New_York".parse().expect("zone");
+        let back = event_from_wire(&bare, Some(new_york)).expect("read").record;
+        assert_eq!(
+            back.period,
+            Period::timed(start, wall(d(6, 20), 11, 0), new_york).expect("period")
+        );
+        // Without it and without the calendar's: a record error, never a guess.
+        let e = event_from_wire(&bare, None).expect_err("no zone");
+        assert!(
+            matches!(e.kind(), crmsync_core::ErrorKind::InvalidRecord { .. }),
+            "{e}"
+        );
+        // A zone given beside an offset-less time wins over the calendar's.
+        let mut zoned = bare.clone();
+        zoned["start"]["timeZone"] = json!("Europe/Paris");
+        zoned["end"]["timeZone"] = json!("Europe/Paris");
+        assert!(!needs_calendar_zone(&zoned));
+        let back = event_from_wire(&zoned, Some(new_york))
+            .expect("read")
+            .record;
+        assert_eq!(back.period, event.period);
+    }
+
+    #[test]
+    fn skipped_and_repeated_wall_times_resolve_as_rfc_5545_says() {
+        let paris: Zone = "Europe/Paris".parse().expect("zone");
+        let utc = |t: DateTime<FixedOffset>| t.with_timezone(&Utc).naive_utc();
+        // 29 March 2026, 02:00 → 03:00: 02:30 does not exist. Read with the offset before
+        // the gap (+01:00): 01:30 UTC, which Paris shows as 03:30.
+        let gap = wall(d(3, 29), 2, 30);
+        assert_eq!(utc(wall_time_in(gap, paris)), wall(d(3, 29), 1, 30));
+        // 25 October 2026, 03:00 → 02:00: 02:30 happens twice. The first one (+02:00).
+        let twice = wall(d(10, 25), 2, 30);
+        assert_eq!(utc(wall_time_in(twice, paris)), wall(d(10, 25), 0, 30));
+        // Neither fails a record: the event reads, and reads the same every time.
+        let wire = json!({"id": "abcde", "etag": "\"1\"",
+            "start": {"dateTime": "2026-03-29T02:30:00", "timeZone": "Europe/Paris"},
+            "end": {"dateTime": "2026-03-29T03:30:00", "timeZone": "Europe/Paris"}});
+        let first = event_from_wire(&wire, None).expect("read").record.period;
+        let Period::Timed { start, end, zone } = first.clone() else {
+            panic!("timed expected")
+        };
+        assert_eq!(
+            (start, end, zone),
+            (wall(d(3, 29), 3, 30), wall(d(3, 29), 3, 30), paris)
+        );
+        assert_eq!(
+            event_from_wire(&wire, None).expect("read").record.period,
+            first
+        );
+        // A zone whose gap is a whole day (Samoa, 30 December 2011) resolves too.
+        let apia: Zone = "Pacific/Apia".parse().expect("zone");
+        let skipped = NaiveDate::from_ymd_opt(2011, 12, 30).expect("date");
+        let t = wall_time_in(wall(skipped, 12, 0), apia);
+        assert_eq!(t.offset().local_minus_utc(), -10 * 3600);
     }
 
     #[test]
@@ -863,9 +1005,10 @@ mod tests {
             json!({"id": "abcde", "etag": "\"1\"", "start": {"date": "2026-02-30"}, "end": {"date": "2026-03-01"}}),
             json!({"id": "abcde", "etag": "\"1\"", "start": {"dateTime": "2026-02-01T10:00:00Z", "timeZone": "Mars/Base"}, "end": {"dateTime": "2026-02-01T11:00:00Z"}}),
             json!({"id": "abcde", "etag": "\"1\"", "start": {"date": "2026-03-02"}, "end": {"date": "2026-03-01"}}),
+            json!({"id": "abcde", "etag": "\"1\"", "start": {"dateTime": "2026-02-30T10:00:00", "timeZone": "Europe/Paris"}, "end": {"dateTime": "2026-03-01T11:00:00", "timeZone": "Europe/Paris"}}),
             json!([1, 2]),
         ] {
-            let e = event_from_wire(&wire).expect_err("must fail");
+            let e = event_from_wire(&wire, Some(Zone::UTC)).expect_err("must fail");
             assert!(
                 matches!(e.kind(), crmsync_core::ErrorKind::InvalidRecord { .. }),
                 "{e}"

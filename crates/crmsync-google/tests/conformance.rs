@@ -3,7 +3,9 @@
 mod common;
 
 use async_trait::async_trait;
-use crmsync_core::conformance::{StoreHooks, StoreTarget, run_store_suite};
+use crmsync_core::conformance::{
+    Outcome, StoreHooks, StoreTarget, check_find_by_link_key, run_store_suite,
+};
 use crmsync_core::{CollectionId, Event, ItemId, RecordStore, Result};
 use crmsync_google::GoogleCalendar;
 use crmsync_testkit::{GoogleFake, Paging};
@@ -162,4 +164,59 @@ async fn google_contacts_pass_the_store_suite() {
         1,
         "People writes are sequential"
     );
+}
+
+/// Issue 10, item 6 (Google half): a server that ignores the lookup filter answers with
+/// every event; the store returns only an event carrying the key asked for, and `None`
+/// for a key no event carries.
+#[tokio::test]
+async fn google_calendar_checks_the_link_key_of_what_a_lax_server_answers() {
+    let env = common::Env::new().await;
+    env.fake.ignore_lookup_filters(true);
+    env.fake.set_paging(Paging {
+        max_items_per_page: Some(2),
+        empty_pages: true,
+    });
+    // The user's own events, without link keys, come first in every answer.
+    for i in 0..3 {
+        env.fake.seed_event(
+            common::CRM_CALENDAR,
+            json!({"summary": format!("Own {i}"), "start": {"date": "2026-06-20"}, "end": {"date": "2026-06-21"}}),
+        );
+    }
+    let store = env.calendar();
+    let target = StoreTarget {
+        store: store.as_ref(),
+        collection: env.collection(),
+        hooks: None,
+    };
+    assert!(matches!(
+        check_find_by_link_key(&target).await,
+        Outcome::Passed
+    ));
+}
+
+/// People cannot filter on `clientData`: the store reads the connections and checks the
+/// key of each, which the same check proves, among contacts without keys.
+#[tokio::test]
+async fn google_contacts_check_the_link_key_of_what_they_find() {
+    let env = common::Env::new().await;
+    env.fake.set_paging(Paging {
+        max_items_per_page: Some(2),
+        empty_pages: true,
+    });
+    for i in 0..3 {
+        env.fake
+            .seed_contact(json!({"names": [{"givenName": format!("Own{i}")}]}));
+    }
+    let store = env.contacts();
+    let target = StoreTarget {
+        store: store.as_ref(),
+        collection: store.address_book(),
+        hooks: None,
+    };
+    assert!(matches!(
+        check_find_by_link_key(&target).await,
+        Outcome::Passed
+    ));
 }

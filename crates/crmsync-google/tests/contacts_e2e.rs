@@ -235,3 +235,64 @@ async fn people_writes_of_one_account_are_sequential_across_store_instances() {
     assert_eq!(env.fake.peak_concurrent_people_mutations(), 1);
     assert_eq!(env.fake.contacts().len(), 6);
 }
+
+/// Issue 10, item 3 (Google half): a `connections.list` whose last page has no
+/// `nextSyncToken` used to fail the run. Each run lists in full, says so, and still links,
+/// updates both ways, deletes nothing and duplicates nothing.
+#[tokio::test]
+async fn a_people_listing_without_a_sync_token_is_listed_in_full_every_run() {
+    let w = World::new().await;
+    w.env.fake.omit_people_sync_tokens(true);
+    for (name, email) in [
+        ("Ann Lee", "ann@example.com"),
+        ("Bob Ray", "bob@example.com"),
+    ] {
+        let c = Contact::new(name).with_email(email, Usage::Work).unwrap();
+        w.crm.seed(&w.crm_col, c).unwrap();
+    }
+    let carol = w.env.fake.seed_contact(json!({
+        "names": [{"givenName": "Carol", "familyName": "Diaz"}],
+        "emailAddresses": [{"value": "carol@example.com", "type": "home"}],
+    }));
+    let report = w.sync().await;
+    assert!(report.provider.no_cursor, "{report}");
+    assert_eq!(
+        (report.provider.created, report.crm.created),
+        (2, 1),
+        "{report}"
+    );
+    w.assert_mirrored(3);
+
+    let bob = w.crm_named("Bob Ray");
+    w.crm
+        .edit_item(&w.crm_col, &bob.id, |c| c.notes = "Prefers mornings".into())
+        .unwrap();
+    w.env.fake.edit_contact(
+        &carol,
+        json!({"organizations": [{"name": "Acme", "title": "Buyer"}]}),
+    );
+    let report = w.sync().await;
+    assert!(report.provider.no_cursor, "{report}");
+    assert_eq!(report.provider.updated, 1, "{report}");
+    assert_eq!(report.crm.updated, 1, "{report}");
+    assert_eq!(report.provider.deleted + report.crm.deleted, 0, "{report}");
+    assert_eq!(
+        w.crm_named("Carol Diaz").record.organization.job_title,
+        "Buyer"
+    );
+    w.assert_mirrored(3);
+
+    let report = w.sync().await;
+    assert!(report.provider.no_cursor, "{report}");
+    assert_eq!(
+        report.provider.created + report.provider.updated + report.provider.deleted,
+        0,
+        "{report}"
+    );
+    assert_eq!(
+        report.crm.created + report.crm.updated + report.crm.deleted,
+        0,
+        "{report}"
+    );
+    w.assert_mirrored(3);
+}

@@ -572,3 +572,117 @@ async fn a_group_made_elsewhere_meanwhile_is_joined_not_duplicated() {
         "the 409"
     );
 }
+
+/// Issue 10, item 4: `contacts = "Contacts"` (and its other spellings) is the whole address
+/// book, not a user group named "Contacts": every phone contact reaches the CRM, no group
+/// is created, and a sync with nothing to do costs what it costs without a name.
+#[tokio::test]
+async fn contacts_named_contacts_is_the_whole_address_book() {
+    for name in ["Contacts", "My Contacts", "myContacts"] {
+        let w = World::with_config(|c| c.with_contact_group(name)).await;
+        for i in 0..100 {
+            w.env.fake.seed_contact(json!({
+                "names": [{"givenName": format!("Phone{i}"), "familyName": "Contact"}],
+                "emailAddresses": [{"value": format!("phone{i}@example.com")}],
+            }));
+        }
+        w.env.fake.reset_counters();
+        let plan = w.syncer().plan().await.expect("plan");
+        let creates_to_crm = plan
+            .actions
+            .iter()
+            .filter(|a| {
+                matches!(a, crmsync_core::engine::Action::Create { target, .. }
+                    if *target == crmsync_core::Side::Crm)
+            })
+            .count();
+        assert_eq!(creates_to_crm, 100, "{name}: {plan}");
+        assert_eq!(w.store.left_out(), 0, "{name}");
+        let report = w.sync().await;
+        assert_eq!(report.crm.created, 100, "{name}: {report}");
+        assert_eq!(w.crm_all().len(), 100);
+        assert_eq!(
+            w.env.fake.requests(Endpoint::ContactGroupsCreate),
+            0,
+            "{name}: no group is created"
+        );
+        assert_eq!(
+            w.env.fake.requests(Endpoint::ContactGroupsList),
+            0,
+            "{name}: no group is looked up"
+        );
+        // A CRM contact sent to Google joins no group but My Contacts.
+        w.seed_crm("Ann Lee", "ann@example.com");
+        let report = w.sync().await;
+        assert_eq!(report.provider.created, 1, "{name}: {report}");
+        let ann = w.google_with_email("ann@example.com");
+        let groups: Vec<&str> = ann["memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["contactGroupMembership"]["contactGroupResourceName"].as_str())
+            .collect();
+        assert_eq!(groups, ["contactGroups/myContacts"], "{name}");
+        w.sync().await;
+        w.env.fake.reset_counters();
+        let report = w.sync().await;
+        assert!(report.nothing_to_do(), "{report}");
+        assert_eq!(
+            w.env.fake.request_counts(),
+            [(Endpoint::ConnectionsList, 1)].into_iter().collect(),
+            "{name}"
+        );
+        assert_eq!(w.store.address_books().await.unwrap()[0].name, "Contacts");
+    }
+}
+
+/// A contact left out by a group filter is counted (the engine cannot report it yet).
+#[tokio::test]
+async fn contacts_outside_the_synced_group_are_counted() {
+    let w = World::with_config(|c| c.with_contact_group("CRM")).await;
+    let group = w.env.fake.add_contact_group("CRM");
+    for i in 0..100 {
+        let mut person = json!({
+            "names": [{"givenName": format!("Phone{i}"), "familyName": "Contact"}],
+            "emailAddresses": [{"value": format!("phone{i}@example.com")}],
+        });
+        if i % 5 == 0 {
+            person["memberships"] = json!([
+                {"contactGroupMembership": {"contactGroupResourceName": "contactGroups/myContacts"}},
+                {"contactGroupMembership": {"contactGroupResourceName": group}},
+            ]);
+        }
+        w.env.fake.seed_contact(person);
+    }
+    let report = w.sync().await;
+    assert_eq!(report.crm.created, 20, "{report}");
+    assert_eq!(w.store.left_out(), 80);
+    // Starred: a system group, never created, no group request.
+    let w = World::with_config(|c| c.with_contact_group("Starred")).await;
+    w.env.fake.seed_contact(json!({
+        "names": [{"givenName": "Star"}],
+        "memberships": [
+            {"contactGroupMembership": {"contactGroupResourceName": "contactGroups/myContacts"}},
+            {"contactGroupMembership": {"contactGroupResourceName": "contactGroups/starred"}},
+        ],
+    }));
+    w.env
+        .fake
+        .seed_contact(json!({"names": [{"givenName": "Plain"}]}));
+    w.seed_crm("Ann Lee", "ann@example.com");
+    let report = w.sync().await;
+    assert_eq!(
+        (report.crm.created, report.provider.created),
+        (1, 1),
+        "{report}"
+    );
+    assert_eq!(w.store.left_out(), 1);
+    let ann = w.google_with_email("ann@example.com");
+    assert!(
+        ann["memberships"]
+            .to_string()
+            .contains("contactGroups/starred"),
+        "{ann}"
+    );
+    assert_eq!(w.env.fake.requests(Endpoint::ContactGroupsCreate), 0);
+}

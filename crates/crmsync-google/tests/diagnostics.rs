@@ -53,6 +53,7 @@ async fn a_healthy_account_passes_every_check_and_no_secret_is_shown() {
             checks::SCOPES,
             checks::CALENDAR_API,
             checks::PEOPLE_API,
+            checks::CONTACTS,
             checks::CALENDAR
         ],
         "{d}"
@@ -60,6 +61,13 @@ async fn a_healthy_account_passes_every_check_and_no_secret_is_shown() {
     assert!(d.findings.iter().all(|f| f.severity == Severity::Ok), "{d}");
     assert!(d.findings.iter().all(|f| f.remedy.is_none()), "{d}");
     assert!(finding(&d, checks::CALENDAR).message.contains("CRM"), "{d}");
+    assert!(
+        finding(&d, checks::CONTACTS)
+            .message
+            .contains("whole address book"),
+        "{d}"
+    );
+    assert_eq!(env.fake.requests(Endpoint::ContactGroupsList), 0);
     // One refresh, one calendar list (kept for the name check), one People read.
     assert_eq!(env.fake.requests(Endpoint::Token), 1);
     assert_eq!(env.fake.requests(Endpoint::CalendarListList), 1);
@@ -241,4 +249,61 @@ async fn diagnose_and_free_busy_futures_are_send() {
     let now = Utc::now();
     let busy = store.free_busy(&[], now, now + Duration::hours(1));
     assert_send(&busy);
+}
+
+/// Issue 10, item 4: "Contacts" is the whole address book, resolved by the same function
+/// as the sync (no group, no request); a group name must name a group.
+#[tokio::test]
+async fn contacts_resolve_as_the_sync_resolves_them() {
+    let env = Env::new().await;
+    env.fake.add_contact_group("Customers");
+    for (name, expect) in [
+        ("Contacts", "whole address book"),
+        ("My Contacts", "whole address book"),
+        ("myContacts", "whole address book"),
+        ("Starred", "contactGroups/starred"),
+    ] {
+        env.fake.reset_counters();
+        let config = env.config.clone().with_contact_group(name);
+        let d = diagnose(&client_with(&env, config)).await;
+        let contacts = finding(&d, checks::CONTACTS);
+        assert_eq!(contacts.severity, Severity::Ok, "{name}: {d}");
+        assert!(contacts.message.contains(expect), "{name}: {d}");
+        assert_eq!(
+            env.fake.requests(Endpoint::ContactGroupsList),
+            0,
+            "{name}: no group request"
+        );
+    }
+    let d = diagnose(&client_with(
+        &env,
+        env.config.clone().with_contact_group("Customers"),
+    ))
+    .await;
+    let contacts = finding(&d, checks::CONTACTS);
+    assert_eq!(contacts.severity, Severity::Ok, "{d}");
+    assert!(contacts.message.contains("\"Customers\""), "{d}");
+
+    let d = diagnose(&client_with(
+        &env,
+        env.config.clone().with_contact_group("Custmers"),
+    ))
+    .await;
+    let contacts = finding(&d, checks::CONTACTS);
+    assert_eq!(contacts.severity, Severity::Error, "{d}");
+    assert_eq!(
+        contacts.kind.as_deref(),
+        Some(ErrorKind::InvalidInput.as_str())
+    );
+    assert!(contacts.message.contains("\"Customers\""), "{d}");
+    assert!(
+        contacts
+            .remedy
+            .as_deref()
+            .unwrap_or("")
+            .contains("Contacts"),
+        "{d}"
+    );
+    // Checking created nothing.
+    assert_eq!(env.fake.requests(Endpoint::ContactGroupsCreate), 0);
 }

@@ -881,3 +881,111 @@ async fn impossible_dates_and_unknown_zones_from_google_are_record_errors_and_th
     w.crm_titled("Dentist");
     w.google_titled("Call Ann");
 }
+
+/// Issue 10, item 2 (provider half): a server that stores our events but echoes
+/// `start.dateTime` without UTC offset (`"2026-06-20T10:00:00"`, `timeZone` beside it: the
+/// form crmsync sends) used to make every answer an invalid record, so no link was recorded
+/// and each run created the events again. The wall time is read in its `timeZone`, or in
+/// the calendar's zone when the server drops that too.
+#[tokio::test]
+async fn date_times_echoed_without_offset_are_linked_and_never_duplicated() {
+    for without_zone in [false, true] {
+        let w = World::new().await;
+        if without_zone {
+            w.env.fake.echo_wall_times_without_zone(true);
+        } else {
+            w.env.fake.echo_wall_times(true);
+        }
+        for i in 0..10 {
+            w.crm
+                .seed(&w.crm_col, meeting(&format!("Meeting {i}"), 16 + i))
+                .unwrap();
+        }
+        let report = w.sync().await;
+        assert_eq!(report.provider.created, 10, "{report}");
+        let sample = w.google_titled("Meeting 3");
+        let echoed = w
+            .store
+            .get(
+                &w.env.collection(),
+                &ItemId::new(sample["id"].as_str().unwrap()).unwrap(),
+            )
+            .await
+            .expect("read back");
+        assert!(echoed.is_some());
+        for run in [2, 3] {
+            let report = w.sync().await;
+            assert_eq!(
+                report.provider.created + report.crm.created,
+                0,
+                "run {run} (without zone: {without_zone}): {report}"
+            );
+            assert_eq!(report.provider.updated + report.crm.updated, 0, "{report}");
+        }
+        assert_eq!(w.env.fake.live_event_count(CRM_CALENDAR), 10);
+        w.assert_mirrored(10);
+        let counts = w.noop_counts().await;
+        assert_eq!(counts, [(Endpoint::EventsList, 1)].into_iter().collect());
+        // The CRM keeps the wall time it wrote.
+        let Period::Timed { start, .. } = w.crm_titled("Meeting 3").record.period else {
+            panic!("timed expected")
+        };
+        assert_eq!(start.format("%d %H:%M").to_string(), "19 10:00");
+
+        if without_zone {
+            // A store that has listed nothing yet reads the calendar's zone once, from its
+            // calendarList entry, to read such an event.
+            let fresh = w.env.calendar();
+            let id = ItemId::new(sample["id"].as_str().unwrap()).unwrap();
+            w.env.fake.reset_counters();
+            for _ in 0..2 {
+                let got = fresh.get(&w.env.collection(), &id).await.expect("get");
+                assert_eq!(got.expect("live").record.title, "Meeting 3");
+            }
+            assert_eq!(w.env.fake.requests(Endpoint::CalendarListGet), 1);
+            assert_eq!(w.env.fake.requests(Endpoint::EventsGet), 2);
+        }
+    }
+}
+
+/// Issue 10, item 3 (Google half): a listing whose last page has neither `nextPageToken`
+/// nor `nextSyncToken` used to fail the whole run. It ends without a cursor: each run lists
+/// in full and reconciles against the links, says so, deletes nothing, duplicates nothing.
+#[tokio::test]
+async fn a_listing_without_a_sync_token_is_listed_in_full_every_run() {
+    let w = World::new().await;
+    w.env.fake.omit_calendar_sync_tokens(true);
+    let report = w.first_sync().await;
+    assert!(report.provider.no_cursor, "{report}");
+    assert_eq!(report.provider.created, 3, "{report}");
+    assert_eq!(report.crm.created, 2, "{report}");
+
+    // Edits on both sides still flow.
+    let call = w.crm_titled("Call Ann");
+    w.crm
+        .edit_item(&w.crm_col, &call.id, |e| e.location = "Room 4".into())
+        .unwrap();
+    let lunch = w.google_titled("Lunch with Carol");
+    w.env.fake.edit_event(
+        CRM_CALENDAR,
+        lunch["id"].as_str().unwrap(),
+        json!({"description": "Bring the contract"}),
+    );
+    let report = w.sync().await;
+    assert!(report.provider.no_cursor, "{report}");
+    assert!(report.provider.full_listing, "{report}");
+    assert_eq!(report.provider.updated, 1, "{report}");
+    assert_eq!(report.crm.updated, 1, "{report}");
+    assert_eq!(report.provider.deleted + report.crm.deleted, 0, "{report}");
+    assert_eq!(w.google_titled("Call Ann")["location"], "Room 4");
+    assert_eq!(
+        w.crm_titled("Lunch with Carol").record.description,
+        "Bring the contract"
+    );
+    w.assert_mirrored(5);
+
+    // Nothing to do: still a full listing (one page here), nothing written or deleted.
+    let counts = w.noop_counts().await;
+    assert_eq!(counts, [(Endpoint::EventsList, 1)].into_iter().collect());
+    w.assert_mirrored(5);
+}

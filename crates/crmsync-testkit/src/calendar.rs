@@ -11,6 +11,15 @@
 //! FREQ, INTERVAL, COUNT, UNTIL, BYDAY without ordinals and EXDATE; other RRULE parts are
 //! ignored. Incremental listings with `singleEvents=true` return changed masters as they
 //! are, and `events/{id}/instances` is not served.
+//!
+//! Server quirks (off by default, switched by the control API): the ways another server
+//! answers where the documents leave room, or breaks them, so clients are tested against
+//! them: timed `dateTime`s echoed as wall times without an offset
+//! ([`GoogleFake::echo_wall_times`](crate::GoogleFake::echo_wall_times)), a last page
+//! without `nextSyncToken`
+//! ([`GoogleFake::omit_calendar_sync_tokens`](crate::GoogleFake::omit_calendar_sync_tokens)),
+//! extended-property filters ignored
+//! ([`GoogleFake::ignore_lookup_filters`](crate::GoogleFake::ignore_lookup_filters)).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -102,6 +111,123 @@ fn event_bounds(ev: &Map<String, Value>, cal_tz: Tz) -> Option<(DateTime<Utc>, D
 
 fn cal_tz(cal: &Calendar) -> Tz {
     tz_of(&cal.time_zone).unwrap_or(Tz::UTC)
+}
+
+// ---------------------------------------------------------------- server quirks
+
+/// A way a server other than Google answers (see the module docs). Kept per fake in its
+/// state under a reserved sync-token key, as the People full-sync quota is (`#` never occurs
+/// in issued tokens, and the collection matches no listing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Quirk {
+    /// Timed `dateTime`s are echoed without offset, as wall times in their `timeZone`.
+    WallTimes,
+    /// Timed `dateTime`s are echoed without offset and without `timeZone`, as wall times in
+    /// the calendar's zone.
+    WallTimesWithoutZone,
+    /// The last page of `events.list` has no `nextSyncToken`.
+    NoCalendarSyncToken,
+    /// The last page of `connections.list` and `contactGroups.list` has no `nextSyncToken`.
+    NoPeopleSyncToken,
+    /// `privateExtendedProperty` / `sharedExtendedProperty` filters are ignored: every
+    /// event is answered.
+    IgnoredLookupFilters,
+}
+
+const QUIRK_COLLECTION: &str = "#quirk";
+
+fn quirk_key(quirk: Quirk) -> String {
+    format!("#quirk {quirk:?}")
+}
+
+/// Whether the fake has this quirk.
+pub(crate) fn has_quirk(st: &State, quirk: Quirk) -> bool {
+    st.sync_tokens
+        .get(&quirk_key(quirk))
+        .is_some_and(|p| p.collection == QUIRK_COLLECTION)
+}
+
+/// Switches a quirk on or off.
+pub(crate) fn set_quirk(st: &mut State, quirk: Quirk, on: bool) {
+    let key = quirk_key(quirk);
+    if !on {
+        st.sync_tokens.remove(&key);
+        return;
+    }
+    let now = st.now();
+    st.sync_tokens.insert(
+        key,
+        SyncPoint {
+            user: String::new(),
+            collection: QUIRK_COLLECTION.into(),
+            seq: 0,
+            window: (None, None),
+            fields: String::new(),
+            full_sync_at: now,
+            valid: false,
+        },
+    );
+}
+
+/// Rewrites the timed `dateTime`s of a rendered event as wall times without offset when
+/// the fake has [`Quirk::WallTimes`] or [`Quirk::WallTimesWithoutZone`] (G-CAL-25: "A time
+/// zone offset is required unless a time zone is explicitly specified in `timeZone`"; an
+/// event without `timeZone` is in the calendar's zone).
+fn echo_wall_times(st: &State, cal: &Calendar, ev: &mut Value) {
+    let without_zone = has_quirk(st, Quirk::WallTimesWithoutZone);
+    if !without_zone && !has_quirk(st, Quirk::WallTimes) {
+        return;
+    }
+    for which in ["start", "end", "originalStartTime"] {
+        let Some(edt) = ev.get_mut(which).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let Some(instant) = edt
+            .get("dateTime")
+            .and_then(Value::as_str)
+            .and_then(parse_instant)
+        else {
+            continue;
+        };
+        let zone = match edt.get("timeZone").and_then(Value::as_str).and_then(tz_of) {
+            Some(zone) if !without_zone => zone,
+            _ => cal_tz(cal),
+        };
+        let wall = instant.with_timezone(&zone).format("%Y-%m-%dT%H:%M:%S");
+        edt.insert("dateTime".into(), json!(wall.to_string()));
+        if without_zone {
+            edt.remove("timeZone");
+        }
+    }
+}
+
+impl crate::GoogleFake {
+    /// Echoes timed `dateTime`s without a UTC offset, as wall times in the `timeZone` beside
+    /// them (`{"dateTime": "2026-06-20T10:00:00", "timeZone": "Europe/Paris"}`, the form
+    /// crmsync sends), in every event the Calendar API answers. Google renders an offset
+    /// (G-CAL-25, observed); the schema allows this form.
+    pub fn echo_wall_times(&self, on: bool) {
+        set_quirk(&mut self.shared.lock(), Quirk::WallTimes, on);
+    }
+
+    /// Echoes timed `dateTime`s without a UTC offset and without `timeZone`: wall times in
+    /// the calendar's zone (the zone of an event without one).
+    pub fn echo_wall_times_without_zone(&self, on: bool) {
+        set_quirk(&mut self.shared.lock(), Quirk::WallTimesWithoutZone, on);
+    }
+
+    /// Ends `events.list` listings with neither `nextPageToken` nor `nextSyncToken` on the
+    /// last page, as a server without incremental sync does (Google documents a
+    /// `nextSyncToken` there, G-CAL-12).
+    pub fn omit_calendar_sync_tokens(&self, on: bool) {
+        set_quirk(&mut self.shared.lock(), Quirk::NoCalendarSyncToken, on);
+    }
+
+    /// Ignores `privateExtendedProperty` and `sharedExtendedProperty` in `events.list`
+    /// (G-CAL-8) and answers with every event, as a lax server does.
+    pub fn ignore_lookup_filters(&self, on: bool) {
+        set_quirk(&mut self.shared.lock(), Quirk::IgnoredLookupFilters, on);
+    }
 }
 
 fn parse_body(req: &Req) -> Result<Value, CalErr> {
@@ -467,10 +593,9 @@ fn events(st: &mut State, user: &str, endpoint: Endpoint, req: &Req) -> R {
                         return Ok(Resp::empty(304));
                     }
                     let cal = &st.users[user].calendars[ci];
-                    Ok(Resp::json(
-                        200,
-                        &render(&stored.resource, cal, req.q("timeZone")),
-                    ))
+                    let mut ev = render(&stored.resource, cal, req.q("timeZone"));
+                    echo_wall_times(st, cal, &mut ev);
+                    Ok(Resp::json(200, &ev))
                 }
                 Endpoint::EventsDelete => {
                     check_if_match(req, &stored)?;
@@ -1280,7 +1405,10 @@ fn insert_event(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
             seq,
         },
     );
-    Ok(Resp::json(200, &render(&ev, cal, None)))
+    let cal = &st.users[user].calendars[ci];
+    let mut answer = render(&ev, cal, None);
+    echo_wall_times(st, cal, &mut answer);
+    Ok(Resp::json(200, &answer))
 }
 
 /// JSON merge as PATCH does it: objects merged recursively, `null` removes, arrays and scalars
@@ -1380,7 +1508,10 @@ fn modify_event(
             seq,
         },
     );
-    Ok(Resp::json(200, &render(&ev, cal, None)))
+    let cal = &st.users[user].calendars[ci];
+    let mut answer = render(&ev, cal, None);
+    echo_wall_times(st, cal, &mut answer);
+    Ok(Resp::json(200, &answer))
 }
 
 const FORBIDDEN_WITH_SYNC: &[&str] = &[
@@ -1454,7 +1585,9 @@ fn list_events(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
                     if e.cancelled() {
                         tombstone(&e.resource)
                     } else {
-                        render(&e.resource, &cal, zone)
+                        let mut ev = render(&e.resource, &cal, zone);
+                        echo_wall_times(st, &cal, &mut ev);
+                        ev
                     }
                 })
                 .collect();
@@ -1493,6 +1626,7 @@ fn list_events(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
                 }
                 Some(_) => return Err(CalErr::invalid("orderBy")),
             }
+            let lax_filters = has_quirk(st, Quirk::IgnoredLookupFilters);
             let private = req.q_all("privateExtendedProperty");
             let shared = req.q_all("sharedExtendedProperty");
             let text = req.q("q").map(str::to_lowercase);
@@ -1517,8 +1651,9 @@ fn list_events(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
                 })
                 .filter(|e| in_window(&e.resource, tz, (tmin, tmax)))
                 .filter(|e| {
-                    ext_filter(&e.resource, "private", &private)
-                        && ext_filter(&e.resource, "shared", &shared)
+                    lax_filters
+                        || (ext_filter(&e.resource, "private", &private)
+                            && ext_filter(&e.resource, "shared", &shared))
                 })
                 .filter(|e| {
                     text.as_ref().is_none_or(|t| {
@@ -1567,7 +1702,9 @@ fn list_events(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
                     if e.cancelled() {
                         tombstone(&e.resource)
                     } else {
-                        render(&e.resource, &cal, zone)
+                        let mut ev = render(&e.resource, &cal, zone);
+                        echo_wall_times(st, &cal, &mut ev);
+                        ev
                     }
                 })
                 .collect();
@@ -1600,7 +1737,9 @@ fn list_events(st: &mut State, user: &str, ci: usize, req: &Req) -> R {
     });
     if more {
         body["nextPageToken"] = json!(st.store_cursor(cursor));
-    } else if let Some(t) = cursor.next_sync_token {
+    } else if let Some(t) = cursor.next_sync_token
+        && !has_quirk(st, Quirk::NoCalendarSyncToken)
+    {
         body["nextSyncToken"] = json!(t);
     }
     Ok(Resp::json(200, &body))

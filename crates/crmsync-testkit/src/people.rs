@@ -9,6 +9,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::Endpoint;
+use crate::calendar::{Quirk, has_quirk, set_quirk};
 use crate::schema::{PEOPLE_SCHEMAS, validate};
 use crate::state::{Group, PageCursor, State, StoredPerson, SyncPoint, cut_page};
 use crate::wire::{Req, Resp, bad_request_detail, error_info, invalid_argument, rpc};
@@ -653,7 +654,9 @@ fn list_connections(st: &mut State, user: &str, req: &Req) -> R {
     } else {
         body.insert("totalPeople".into(), json!(cursor.total));
         body.insert("totalItems".into(), json!(cursor.total));
-        if let Some(t) = cursor.next_sync_token {
+        if let Some(t) = cursor.next_sync_token
+            && !has_quirk(st, Quirk::NoPeopleSyncToken)
+        {
             body.insert("nextSyncToken".into(), json!(t));
         }
     }
@@ -1114,7 +1117,9 @@ fn list_groups(st: &mut State, user: &str, req: &Req) -> R {
     body.insert("totalItems".into(), json!(cursor.total));
     if more {
         body.insert("nextPageToken".into(), json!(st.store_cursor(cursor)));
-    } else if let Some(t) = cursor.next_sync_token {
+    } else if let Some(t) = cursor.next_sync_token
+        && !has_quirk(st, Quirk::NoPeopleSyncToken)
+    {
         body.insert("nextSyncToken".into(), json!(t));
     }
     Ok(Resp::json(200, &Value::Object(body)))
@@ -1392,6 +1397,14 @@ impl crate::GoogleFake {
             Some(new) => new,
             None => panic!("no live contact {resource_name}"),
         }
+    }
+
+    /// Ends `connections.list` and `contactGroups.list` listings with neither
+    /// `nextPageToken` nor `nextSyncToken` on the last page, even when a sync token was
+    /// asked for, as a server without incremental sync does (Google documents one there,
+    /// G-PPL-2).
+    pub fn omit_people_sync_tokens(&self, on: bool) {
+        set_quirk(&mut self.shared.lock(), Quirk::NoPeopleSyncToken, on);
     }
 
     /// Exhausts the full-sync quota (G-PPL-6): the next `times` first pages of a full sync

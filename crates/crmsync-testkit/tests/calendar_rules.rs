@@ -1743,3 +1743,91 @@ async fn g_cal_28_weekly_rules_with_byday_until_and_exdate_expand_as_rfc_5545_sa
         ]
     );
 }
+
+// ---------------------------------------------------------------- server quirks
+
+#[tokio::test]
+async fn quirk_wall_times_echo_date_times_without_offset() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    fake.echo_wall_times(true);
+    let body = json!({"id": "abc00001", "summary": "w",
+        "start": {"dateTime": "2026-06-20T10:00:00", "timeZone": "America/New_York"},
+        "end": {"dateTime": "2026-06-20T18:00:00+02:00"}});
+    let created = c.post(&events_url(&fake), &body).await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    // The wall time in the event's zone, and in the calendar's zone (Europe/Paris) where
+    // the request gave none.
+    assert_eq!(
+        created.json["start"],
+        json!({"dateTime": "2026-06-20T10:00:00", "timeZone": "America/New_York"})
+    );
+    assert_eq!(
+        created.json["end"],
+        json!({"dateTime": "2026-06-20T18:00:00", "timeZone": "Europe/Paris"})
+    );
+    let got = c.get(&format!("{}/abc00001", events_url(&fake))).await;
+    assert_eq!(got.json["start"], created.json["start"]);
+    let (_, items, _) = list_all(&c, &events_url(&fake)).await;
+    assert_eq!(items[0]["start"], created.json["start"]);
+
+    fake.echo_wall_times(false);
+    fake.echo_wall_times_without_zone(true);
+    let got = c.get(&format!("{}/abc00001", events_url(&fake))).await;
+    assert_eq!(
+        got.json["start"],
+        json!({"dateTime": "2026-06-20T16:00:00"})
+    );
+    // All-day dates are left as they are.
+    fake.seed_event(
+        "primary",
+        json!({"id": "abc00002", "summary": "d", "start": {"date": "2026-06-21"}, "end": {"date": "2026-06-22"}}),
+    );
+    let got = c.get(&format!("{}/abc00002", events_url(&fake))).await;
+    assert_eq!(got.json["start"]["date"], "2026-06-21");
+
+    fake.echo_wall_times_without_zone(false);
+    let got = c.get(&format!("{}/abc00001", events_url(&fake))).await;
+    assert_eq!(got.json["start"]["dateTime"], "2026-06-20T16:00:00+02:00");
+}
+
+#[tokio::test]
+async fn quirk_no_sync_token_ends_listings_with_neither_token() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    seed_n(&fake, 5).await;
+    fake.set_paging(Paging {
+        max_items_per_page: Some(2),
+        empty_pages: false,
+    });
+    fake.omit_calendar_sync_tokens(true);
+    let (pages, items, token) = list_all(&c, &events_url(&fake)).await;
+    assert_eq!(items.len(), 5);
+    assert_eq!(pages.len(), 3, "pages still chain through nextPageToken");
+    assert_eq!(token, "", "no nextSyncToken on the last page");
+    fake.omit_calendar_sync_tokens(false);
+    let (_, _, token) = list_all(&c, &events_url(&fake)).await;
+    assert!(!token.is_empty());
+}
+
+#[tokio::test]
+async fn quirk_ignored_lookup_filters_answer_every_event() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    let mut e = timed(
+        "crm0001",
+        "a",
+        "2026-03-02T08:00:00Z",
+        "2026-03-02T09:00:00Z",
+    );
+    e["extendedProperties"] = json!({"private": {"crm_id": "42"}});
+    assert_eq!(c.post(&events_url(&fake), &e).await.status, 200);
+    seed_n(&fake, 3).await;
+    let url = format!("{}?privateExtendedProperty=crm_id%3D42", events_url(&fake));
+    fake.ignore_lookup_filters(true);
+    let (_, items, _) = list_all(&c, &url).await;
+    assert_eq!(items.len(), 4, "the filter is ignored");
+    fake.ignore_lookup_filters(false);
+    let (_, items, _) = list_all(&c, &url).await;
+    assert_eq!(items.len(), 1);
+}

@@ -745,3 +745,27 @@ async fn g_ppl_6_first_page_of_a_full_sync_has_its_own_quota() {
     fake.exhaust_full_sync_quota(0);
     assert_eq!(c.get(&conn_url(&fake, query)).await.status, 200);
 }
+
+#[tokio::test]
+async fn quirk_no_sync_token_ends_people_listings_with_neither_token() {
+    let fake = GoogleFake::start().await;
+    let c = Client::new(&fake);
+    for i in 0..3 {
+        fake.seed_contact(person(&format!("p{i}")));
+    }
+    fake.omit_people_sync_tokens(true);
+    let url = conn_url(&fake, "personFields=names&requestSyncToken=true&pageSize=2");
+    let (pages, items, token) = list_all(&c, &url).await;
+    assert_eq!((pages.len(), items.len()), (2, 3));
+    assert_eq!(token, None, "no nextSyncToken though one was asked for");
+    let groups = c.get(&format!("{}/contactGroups", fake.people_url())).await;
+    assert_eq!(groups.status, 200);
+    assert!(
+        groups.json.get("nextSyncToken").is_none(),
+        "{}",
+        groups.text
+    );
+    fake.omit_people_sync_tokens(false);
+    let (_, _, token) = list_all(&c, &url).await;
+    assert!(token.is_some());
+}
