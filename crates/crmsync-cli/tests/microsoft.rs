@@ -254,6 +254,19 @@ fn plan_then_sync_into_outlook_then_nothing_to_do() {
     assert_eq!(env.fake.requests(Endpoint::ContactsDelta), 1);
     assert_eq!(env.fake.requests(Endpoint::CalendarsList), 0);
     assert_eq!(env.fake.requests(Endpoint::ContactFoldersList), 0);
+    // The echo of the first run's creates, in this new process: no event read back (their
+    // transactionId carries the link key; issue 10 item 8).
+    assert_eq!(env.fake.requests(Endpoint::EventGet), 0);
+    // Documented paths only: the default folder is /me/contacts (issue 10 item 5).
+    for r in env.fake.recorded_requests() {
+        assert!(
+            !r.url
+                .to_ascii_lowercase()
+                .contains("contactfolders/contacts"),
+            "{}",
+            r.url
+        );
+    }
     assert_eq!(
         env.fake.requests(Endpoint::Token),
         0,

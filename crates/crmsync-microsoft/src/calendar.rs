@@ -1,8 +1,11 @@
 //! [`GraphCalendar`]: Outlook calendars and events as a [`CalendarStore`].
 //!
-//! - `changes`: `/me/calendars/{id}/calendarView/delta` over the window, with
-//!   `Prefer: odata.maxpagesize`; `@odata.nextLink` is the page token and
-//!   `@odata.deltaLink` the cursor; 410 `syncStateNotFound` is
+//! - `changes`: calendarView delta over the window, with `Prefer: odata.maxpagesize`:
+//!   `/me/calendarView/delta` for the mailbox's default calendar (the form v1.0
+//!   documents, MS-CAL-13), `/me/calendars/{id}/calendarView/delta` for another (documented
+//!   in beta, served by v1.0); `@odata.nextLink` is the page token and `@odata.deltaLink`
+//!   the cursor; a round ending with neither is [`Continuation::DoneWithoutCursor`] (the
+//!   engine lists in full next time); 410 `syncStateNotFound` is
 //!   [`ErrorKind::CursorExpired`]. Graph reports an event that was deleted and one that
 //!   only left the window alike (`@removed` with reason `deleted`), so removals carry
 //!   [`RemovalReason::Unknown`] and the engine checks with [`RecordStore::get`]. Delta
@@ -15,7 +18,11 @@
 //!   skips recurrence.
 //! - `create`: `POST …/events` with a `transactionId` derived from the link key (a
 //!   resent create returns the first event, MS-CAL-6) and the link key as a
-//!   single-value extended property; `find_by_link_key` filters on it.
+//!   single-value extended property; `find_by_link_key` filters on it and checks the
+//!   property of what the server returns. Delta cannot expand extended properties
+//!   (MS-CAL-18), so the `transactionId` carries the link key itself (`crmsync:key:{key}`,
+//!   or a hash for a key too long): the echo of our creates in the next delta, in this
+//!   process or another, needs no request to read its link key.
 //! - `update`: `PATCH` of the requested fields only, with `If-Match` (MS-CAL-20);
 //!   `delete` with `If-Match`.
 //! - `write_batch`: creates, updates and deletes as `$batch` requests of up to 20
@@ -66,9 +73,11 @@ pub struct GraphCalendar {
     client: MicrosoftClient,
     /// The configured calendar, once found: looked up once per store.
     configured: Arc<Mutex<Option<CollectionInfo>>>,
-    /// Link keys of the events this store created: their echo in the next delta needs
+    /// The link keys of the events this store created: their echo in the next delta needs
     /// no second request to read the link key.
     created: Arc<Mutex<HashMap<ItemId, LinkKey>>>,
+    /// The id of the mailbox's default calendar, once read (`GET /me/calendar`).
+    default_calendar: Arc<Mutex<Option<CollectionId>>>,
     /// The `categories` of events as last read, with the version read: an update of the
     /// colour keeps the user's own categories without reading the event again.
     seen_categories: Arc<Mutex<HashMap<ItemId, SeenCategories>>>,
@@ -89,7 +98,14 @@ fn provider(message: impl Into<String>) -> Error {
 }
 
 /// The prefix of our `transactionId`s: an event carrying one was created by crmsync.
-const TRANSACTION_PREFIX: &str = "crmsync-";
+const TRANSACTION_PREFIX: &str = "crmsync";
+
+/// The prefix of a `transactionId` that carries the link key after it.
+const TRANSACTION_KEY_PREFIX: &str = "crmsync:key:";
+
+/// The longest link key a `transactionId` carries as it is (Graph documents no limit of the
+/// property; longer keys are hashed, and their echo is read once to learn the key).
+const MAX_KEY_IN_TRANSACTION: usize = 128;
 
 fn modified(item: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
     item.get("lastModifiedDateTime")
@@ -98,16 +114,45 @@ fn modified(item: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
+/// The value of the link-key property of an event read with it expanded.
+fn link_value(item: &Value) -> Option<&str> {
+    item.get("singleValueExtendedProperties")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|p| {
+            p.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|i| i.eq_ignore_ascii_case(LINK_PROPERTY))
+        })
+        .and_then(|p| p.get("value").and_then(Value::as_str))
+}
+
 fn expand_link() -> String {
     format!("singleValueExtendedProperties($filter=id eq '{LINK_PROPERTY}')")
 }
 
 /// The `transactionId` of a create: derived from the link key, so a retried create is
-/// recognised by Graph and returns the first event.
+/// recognised by Graph and returns the first event (MS-CAL-6). It holds the key itself when
+/// the key is short enough, so a delta item tells its link key without a read
+/// ([`link_key_of_transaction`]); else a hash of it (`crmsync-{hex}`).
 fn transaction_id(link_key: &LinkKey) -> String {
-    let digest = Sha256::digest(link_key.as_str().as_bytes());
+    let key = link_key.as_str();
+    if key.len() <= MAX_KEY_IN_TRANSACTION {
+        return format!("{TRANSACTION_KEY_PREFIX}{key}");
+    }
+    let digest = Sha256::digest(key.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{TRANSACTION_PREFIX}{hex}")
+    format!("{TRANSACTION_PREFIX}-{hex}")
+}
+
+/// The link key a `transactionId` of ours carries, if it carries one (not a hashed one, not
+/// one of another client).
+fn link_key_of_transaction(item: &Value) -> Option<LinkKey> {
+    item.get("transactionId")
+        .and_then(Value::as_str)?
+        .strip_prefix(TRANSACTION_KEY_PREFIX)
+        .and_then(|key| LinkKey::new(key).ok())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -140,6 +185,7 @@ impl GraphCalendar {
             client,
             configured: Arc::new(Mutex::new(None)),
             created: Arc::new(Mutex::new(HashMap::new())),
+            default_calendar: Arc::new(Mutex::new(None)),
             seen_categories: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -179,6 +225,34 @@ impl GraphCalendar {
         &self.client
     }
 
+    /// Whether `collection` is the mailbox's default calendar: known from the configured
+    /// calendar, or read once with `GET /me/calendar` (MS-CAL-1).
+    async fn is_default_calendar(&self, collection: &CollectionId) -> Result<bool> {
+        if let Some(found) = lock(&self.configured).as_ref()
+            && &found.id == collection
+        {
+            return Ok(found.primary);
+        }
+        if let Some(id) = lock(&self.default_calendar).as_ref() {
+            return Ok(id == collection);
+        }
+        let value = self
+            .client
+            .get_json(
+                self.client.url(["me", "calendar"]),
+                "reading the default calendar",
+            )
+            .await?;
+        let id = value
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| provider("the default calendar has no id"))?;
+        let id = CollectionId::new(id)?;
+        let default = &id == collection;
+        *lock(&self.default_calendar) = Some(id);
+        Ok(default)
+    }
+
     fn events_url(&self, collection: &CollectionId) -> Url {
         let mut url = self
             .client
@@ -207,19 +281,7 @@ impl GraphCalendar {
             .get("@odata.etag")
             .and_then(Value::as_str)
             .ok_or_else(|| provider("an event without an @odata.etag"))?;
-        let link_key = value
-            .get("singleValueExtendedProperties")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|p| {
-                p.get("id")
-                    .and_then(Value::as_str)
-                    .is_some_and(|i| i.eq_ignore_ascii_case(LINK_PROPERTY))
-            })
-            .and_then(|p| p.get("value").and_then(Value::as_str))
-            .map(LinkKey::new)
-            .transpose()?;
+        let link_key = link_value(value).map(LinkKey::new).transpose()?;
         Ok(Stored {
             id: ItemId::new(id)?,
             version: Version::new(version)?,
@@ -503,13 +565,19 @@ impl RecordStore<Event> for GraphCalendar {
                 };
                 let format =
                     |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-                let mut url = self.client.url([
-                    "me",
-                    "calendars",
-                    collection.as_str(),
-                    "calendarView",
-                    "delta",
-                ]);
+                // MS-CAL-13: v1.0 documents the default calendar's form; another calendar
+                // has only the per-calendar one.
+                let mut url = if self.is_default_calendar(collection).await? {
+                    self.client.url(["me", "calendarView", "delta"])
+                } else {
+                    self.client.url([
+                        "me",
+                        "calendars",
+                        collection.as_str(),
+                        "calendarView",
+                        "delta",
+                    ])
+                };
                 url.query_pairs_mut()
                     .append_pair("startDateTime", &format(start))
                     .append_pair("endDateTime", &format(end));
@@ -622,7 +690,10 @@ impl RecordStore<Event> for GraphCalendar {
                     Some(_) => false,
                     None => true,
                 };
-            let known_link = lock(&self.created).get(&id).cloned();
+            // Our creates say their link key in their transactionId (in any process);
+            // hashed ones (long keys, older versions) only when this store made them.
+            let known_link =
+                link_key_of_transaction(item).or_else(|| lock(&self.created).get(&id).cloned());
             let read = if period_half || (may_carry_link && known_link.is_none()) {
                 match self.get(collection, &id).await {
                     Ok(Some(stored)) => Ok(Upsert {
@@ -686,11 +757,9 @@ impl RecordStore<Event> for GraphCalendar {
         page.next = match (link("@odata.nextLink"), link("@odata.deltaLink")) {
             (Some(next), _) => Continuation::NextPage(PageToken::new(next)?),
             (None, Some(delta)) => Continuation::Done(Cursor::new(delta)?),
-            (None, None) => {
-                return Err(provider(
-                    "a calendarView delta page with neither @odata.nextLink nor @odata.deltaLink",
-                ));
-            }
+            // A round that ends without a link: nothing is lost, the engine lists in full
+            // next time and says so.
+            (None, None) => Continuation::DoneWithoutCursor,
         };
         Ok(page)
     }
@@ -756,6 +825,10 @@ impl RecordStore<Event> for GraphCalendar {
             .map(|_| ())
     }
 
+    /// Lists the calendar filtered on the link-key property and returns the event whose
+    /// property holds exactly `link_key`: the server's answer is checked, not trusted (a
+    /// server may ignore the filter and list every event, and Graph compares values
+    /// without case), so a lookup never links a CRM record to another event.
     async fn find_by_link_key(
         &self,
         collection: &CollectionId,
@@ -767,18 +840,33 @@ impl RecordStore<Event> for GraphCalendar {
         );
         let mut url = self.events_url(collection);
         url.query_pairs_mut().append_pair("$filter", &filter);
-        let value = self
-            .client
-            .get_json(url, "finding an event by its link key")
-            .await?;
-        match value
-            .get("value")
-            .and_then(Value::as_array)
-            .and_then(|v| v.first())
-        {
-            Some(first) => self.read(first).map(Some),
-            None => Ok(None),
+        let mut next = Some(url);
+        while let Some(url) = next.take() {
+            let value = self
+                .client
+                .get_json(url, "finding an event by its link key")
+                .await?;
+            for item in value
+                .get("value")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                // Another event (a server ignoring the filter) is skipped unread: it may
+                // be one this store cannot read, and it is not the one looked for.
+                if link_value(item) == Some(link_key.as_str()) {
+                    return self.read(item).map(Some);
+                }
+            }
+            next = value
+                .get("@odata.nextLink")
+                .and_then(Value::as_str)
+                .map(|l| {
+                    Url::parse(l).map_err(|_| provider("an @odata.nextLink that is not a URL"))
+                })
+                .transpose()?;
         }
+        Ok(None)
     }
 
     async fn write_batch(

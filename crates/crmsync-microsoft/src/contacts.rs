@@ -1,12 +1,19 @@
 //! [`GraphContacts`]: Outlook contact folders and personal contacts as a [`ContactStore`].
 //!
 //! - Collections are contact folders: the default Contacts folder and its child folders
-//!   (MS-CON-1). [`GraphContacts::configured_folder`] is the folder named by
+//!   (MS-CON-1). Only documented paths are used: the default folder is `/me/contacts`
+//!   (its collection id is [`DEFAULT_CONTACT_FOLDER`], found without a request), a child
+//!   folder `/me/contactFolders/{id}/contacts`; Graph v1.0 gives contact folders no
+//!   well-known names, and a server may refuse `/me/contactFolders/contacts` (400).
+//!   [`GraphContacts::configured_folder`] is the folder named by
 //!   [`MicrosoftConfig::contact_folder`](crate::MicrosoftConfig::contact_folder), or the
 //!   default folder; a name that matches no folder is [`ErrorKind::NotFound`], and
 //!   [`GraphContacts::ensure_folder`] creates one.
-//! - `changes`: `/me/contactFolders/{id}/contacts/delta` with `Prefer: odata.maxpagesize`
-//!   (MS-CON-2); `@odata.nextLink` is the page token and `@odata.deltaLink` the cursor; 410
+//! - `changes`: `/me/contactFolders/{id}/contacts/delta` (`/me/contacts/delta` for the
+//!   default folder, without query options on the first call) with
+//!   `Prefer: odata.maxpagesize` (MS-CON-2); `@odata.nextLink` is the page token and
+//!   `@odata.deltaLink` the cursor; a round ending with neither is
+//!   [`Continuation::DoneWithoutCursor`] (the engine lists in full next time); 410
 //!   `syncStateNotFound` is [`ErrorKind::CursorExpired`]. A `@removed` item with reason
 //!   `deleted` is a deletion; any other reason (`changed`: moved to Deleted Items or to
 //!   another folder) is checked with [`RecordStore::get`]. A partial object names the
@@ -77,8 +84,14 @@ pub const MAX_CONTACT_PAGE_SIZE: usize = 100;
 /// The page size of the link-key listing (`$top`; Outlook lists at most 1,000 items a page).
 const SCAN_PAGE_SIZE: usize = 1000;
 
-/// The well-known name of the default Contacts folder.
-const DEFAULT_FOLDER: &str = "contacts";
+/// The collection id of the default Contacts folder, addressed as `/me/contacts` (MS-CON-1).
+/// Not a Graph id: Graph ids of folders are long opaque strings, never this word. A folder
+/// remembered by its Graph id (as earlier versions did for the default folder) is still
+/// served, through `/me/contactFolders/{id}`.
+pub const DEFAULT_CONTACT_FOLDER: &str = "contacts";
+
+/// The display name of the default folder (Outlook may show it translated).
+const DEFAULT_FOLDER_NAME: &str = "Contacts";
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -278,20 +291,35 @@ impl GraphContacts {
         &self.client
     }
 
-    /// The default Contacts folder (`/me/contactFolders/contacts`).
+    /// The default Contacts folder: `/me/contacts`, with the collection id
+    /// [`DEFAULT_CONTACT_FOLDER`]. Costs no request (Graph documents no read of the default
+    /// folder itself; [`check_folder`](GraphContacts::check_folder) tells whether it answers).
     ///
     /// # Errors
-    /// The request's errors.
+    /// None today; kept fallible for a folder that must be read.
     pub async fn default_folder(&self) -> Result<CollectionInfo> {
-        let value = self
-            .client
-            .get_json(
-                self.client.url(["me", "contactFolders", DEFAULT_FOLDER]),
-                "reading the default contact folder",
-            )
-            .await?;
-        folder_info(&value, true)?
-            .ok_or_else(|| provider("the default contact folder has no id or name"))
+        Ok(CollectionInfo {
+            id: CollectionId::new(DEFAULT_CONTACT_FOLDER)?,
+            name: DEFAULT_FOLDER_NAME.to_owned(),
+            writable: true,
+            primary: true,
+        })
+    }
+
+    /// Reads one contact of `folder` (`$top=1`): whether the folder answers, for the
+    /// diagnostics.
+    ///
+    /// # Errors
+    /// The request's errors ([`ErrorKind::NotFound`] for a folder that is gone).
+    pub async fn check_folder(&self, folder: &CollectionId) -> Result<()> {
+        let mut url = self.contacts_url(folder);
+        url.query_pairs_mut()
+            .append_pair("$select", "id")
+            .append_pair("$top", "1");
+        self.client
+            .get_json(url, "reading the contact folder")
+            .await
+            .map(|_| ())
     }
 
     /// The child folders of the default folder, every page.
@@ -387,31 +415,28 @@ impl GraphContacts {
         }
     }
 
-    fn contacts_url(&self, folder: &CollectionId) -> Url {
+    /// The path of a folder's contacts, and `tail` under it: `/me/contacts/…` for the
+    /// default folder, `/me/contactFolders/{id}/contacts/…` for another (MS-CON-1/2/4).
+    fn folder_url(&self, folder: &CollectionId, tail: &[&str]) -> Url {
+        let head: Vec<&str> = if folder.as_str() == DEFAULT_CONTACT_FOLDER {
+            vec!["me", "contacts"]
+        } else {
+            vec!["me", "contactFolders", folder.as_str(), "contacts"]
+        };
         self.client
-            .url(["me", "contactFolders", folder.as_str(), "contacts"])
+            .url(head.into_iter().chain(tail.iter().copied()))
+    }
+
+    fn contacts_url(&self, folder: &CollectionId) -> Url {
+        self.folder_url(folder, &[])
     }
 
     fn contact_url(&self, folder: &CollectionId, id: &ItemId) -> Url {
-        self.client.url([
-            "me",
-            "contactFolders",
-            folder.as_str(),
-            "contacts",
-            id.as_str(),
-        ])
+        self.folder_url(folder, &[id.as_str()])
     }
 
     fn photo_url(&self, folder: &CollectionId, id: &ItemId) -> Url {
-        self.client.url([
-            "me",
-            "contactFolders",
-            folder.as_str(),
-            "contacts",
-            id.as_str(),
-            "photo",
-            "$value",
-        ])
+        self.folder_url(folder, &[id.as_str(), "photo", "$value"])
     }
 
     /// Remembers what a contact's expanded extended properties say.
@@ -776,13 +801,9 @@ impl RecordStore<Contact> for GraphContacts {
                 .map_err(|_| Error::invalid_input("the page token is not a Graph nextLink"))?,
             (None, Some(cursor)) => Url::parse(cursor.as_str())
                 .map_err(|_| Error::invalid_input("the cursor is not a Graph deltaLink"))?,
-            (None, None) => self.client.url([
-                "me",
-                "contactFolders",
-                collection.as_str(),
-                "contacts",
-                "delta",
-            ]),
+            // No query options on the first call: `/me/contacts/delta` was seen refusing
+            // them (MS-CON-2).
+            (None, None) => self.folder_url(collection, &["delta"]),
         };
         let size = request
             .page_size
@@ -884,11 +905,9 @@ impl RecordStore<Contact> for GraphContacts {
         page.next = match (link("@odata.nextLink"), link("@odata.deltaLink")) {
             (Some(next), _) => Continuation::NextPage(PageToken::new(next)?),
             (None, Some(delta)) => Continuation::Done(Cursor::new(delta)?),
-            (None, None) => {
-                return Err(provider(
-                    "a contacts delta page with neither @odata.nextLink nor @odata.deltaLink",
-                ));
-            }
+            // A round that ends without a link: nothing is lost, the engine lists in full
+            // next time and says so.
+            (None, None) => Continuation::DoneWithoutCursor,
         };
         Ok(page)
     }
@@ -991,6 +1010,10 @@ impl RecordStore<Contact> for GraphContacts {
         Ok(())
     }
 
+    /// Lists the folder filtered on the link-key property and returns the contact whose
+    /// property holds exactly `link_key`: the server's answer is checked, not trusted (a
+    /// server may ignore the filter and list every contact, and Graph compares values
+    /// without case), so a lookup never links a CRM record to another contact.
     async fn find_by_link_key(
         &self,
         collection: &CollectionId,
@@ -1004,19 +1027,25 @@ impl RecordStore<Contact> for GraphContacts {
         url.query_pairs_mut()
             .append_pair("$filter", &filter)
             .append_pair("$expand", &expand_link());
-        let body = self
-            .client
-            .get_json(url, "finding a contact by its link key")
-            .await?;
-        let Some(first) = items(&body).next() else {
-            return Ok(None);
-        };
-        let mut item = stored(first)?;
-        self.remember(&item.id, first);
-        if self.photos {
-            item.record.photo = self.read_photo(collection, &item.id).await?;
+        let mut next = Some(url);
+        while let Some(url) = next.take() {
+            let body = self
+                .client
+                .get_json(url, "finding a contact by its link key")
+                .await?;
+            let found = items(&body)
+                .find(|item| extended(item, CONTACT_LINK_PROPERTY) == Some(link_key.as_str()));
+            if let Some(found) = found {
+                let mut item = stored(found)?;
+                self.remember(&item.id, found);
+                if self.photos {
+                    item.record.photo = self.read_photo(collection, &item.id).await?;
+                }
+                return Ok(Some(item));
+            }
+            next = next_link(&body)?;
         }
-        Ok(Some(item))
+        Ok(None)
     }
 
     async fn write_batch(

@@ -7,7 +7,7 @@
 //! | `scopes` | the grant holds the configured scopes | an error without Calendars, a warning without Contacts or `offline_access` |
 //! | `graph` | `GET /me/calendars` answers | the classified error |
 //! | `calendar` | the configured calendar resolves (or the default one when none is named) | `CalendarNameMissing`, `CalendarNotFound`, `NoCalendars` |
-//! | `contact_folder` | the configured contact folder is found as the contacts store finds it (name without case; the default folder when none is named) | `NotFound` |
+//! | `contact_folder` | the configured contact folder is found as the contacts store finds it (name without case; the default folder, `/me/contacts`, when none is named) and answers a listing of one contact | `NotFound`, the classified error |
 //!
 //! The checks after a failed `tokens` or `token` are not run: they would all fail for the
 //! same reason.
@@ -164,10 +164,14 @@ pub async fn diagnose(client: &MicrosoftClient) -> Diagnosis {
 
 async fn contact_folder(client: &MicrosoftClient) -> Finding {
     let named = client.config().contact_folder.is_some();
-    match crate::GraphContacts::new(client.clone())
-        .configured_folder()
-        .await
-    {
+    let contacts = crate::GraphContacts::new(client.clone());
+    let found = match contacts.configured_folder().await {
+        // The folder answers a listing of one contact (the default folder is found without
+        // a request: this is where its access is checked).
+        Ok(folder) => contacts.check_folder(&folder.id).await.map(|()| folder),
+        Err(e) => Err(e),
+    };
+    match found {
         Ok(folder) if named => Finding::ok(
             "contact_folder",
             format!("the contact folder \"{}\" exists", folder.name),

@@ -85,5 +85,8 @@ pub use batch::MAX_BATCH;
 pub use calendar::{GraphCalendar, LINK_PROPERTY, MAX_PAGE_SIZE};
 pub use client::{MicrosoftClient, PREFER_ALWAYS, mailbox_limiter, prefer_header};
 pub use config::{MicrosoftConfig, SCOPE_CALENDARS, SCOPE_CONTACTS, SCOPE_OFFLINE_ACCESS, Tenant};
-pub use contacts::{CONTACT_LINK_PROPERTY, GraphContacts, MAX_CONTACT_PAGE_SIZE, USAGE_PROPERTY};
+pub use contacts::{
+    CONTACT_LINK_PROPERTY, DEFAULT_CONTACT_FOLDER, GraphContacts, MAX_CONTACT_PAGE_SIZE,
+    USAGE_PROPERTY,
+};
 pub use diagnostics::diagnose;

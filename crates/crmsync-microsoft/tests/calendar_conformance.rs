@@ -66,3 +66,25 @@ async fn graph_calendar_passes_the_store_suite() {
         "nothing is retried on a healthy fake"
     );
 }
+
+/// Issue 10 item 6: a server that ignores the `$filter` of the link-key lookup and lists
+/// every event (another one first) never makes the store return an event carrying another
+/// key, and an unknown key finds nothing.
+#[tokio::test]
+async fn find_by_link_key_checks_the_key_when_the_server_ignores_the_filter() {
+    let s = common::setup().await;
+    s.signed_in(false).await;
+    let collection = CollectionId::new(s.fake.add_calendar("Conformance")).unwrap();
+    let store = GraphCalendar::new(s.client());
+    let hooks = Hooks { fake: &s.fake };
+    let target = StoreTarget {
+        store: &store,
+        collection,
+        hooks: Some(&hooks),
+    };
+    s.fake.ignore_link_key_filter(true);
+    assert_eq!(
+        crmsync_core::conformance::check_find_by_link_key(&target).await,
+        crmsync_core::conformance::Outcome::Passed
+    );
+}

@@ -868,3 +868,105 @@ async fn usages_outlook_cannot_hold_survive_outlook_edits_and_restarts() {
     }
     assert_eq!(w.noop_counts().await, one_delta());
 }
+
+/// Issue 10 item 6: a contacts `$batch` fails (the whole envelope: nothing reached Outlook);
+/// the next run looks the pending creates up by link key on a server that ignores the
+/// filter and lists every contact of the folder. The store checks the link property of
+/// what it gets: nothing carries the keys, so the contacts are created, and reach Outlook.
+/// Before, the first contact listed was taken for each: "3 created, 0 errors", and the
+/// contacts never reached Outlook.
+#[tokio::test]
+async fn after_a_failed_batch_a_lookup_ignoring_its_filter_still_gets_contacts_to_outlook() {
+    let w = World::new().await;
+    // The user's own contacts: what a filter-ignoring lookup lists first.
+    for name in ["Dora Diaz", "Evan Kim"] {
+        w.s.fake
+            .seed_contact(Some(w.folder.as_str()), json!({"displayName": name}));
+    }
+    w.sync().await;
+    w.assert_mirrored(2);
+    for name in ["Ann Lee", "Bob Stone", "Chen Wu"] {
+        w.crm
+            .seed(
+                &w.crm_col,
+                person(name, &[&format!("{}@acme.example", &name[..3])]),
+            )
+            .unwrap();
+    }
+    w.s.fake.inject(
+        FaultTarget::Endpoint(Endpoint::Batch),
+        Fault::ServerError(500),
+        1,
+    );
+    let failed = w
+        .syncer()
+        .sync()
+        .await
+        .expect("a failed batch fails its records only");
+    assert_eq!(failed.errors.len(), 3, "{failed}");
+    assert_eq!(w.outlook().len(), 2, "nothing reached Outlook");
+
+    w.s.fake.ignore_link_key_filter(true);
+    w.s.fake.reset_counters();
+    let report = w.sync().await;
+    let lookups =
+        w.s.fake
+            .recorded_requests()
+            .into_iter()
+            .filter(|r| r.url.contains("%24filter=") || r.url.contains("$filter="))
+            .count();
+    println!("{report}\nlink-key lookups: {lookups}");
+    assert_eq!(report.provider.created, 3, "{report}");
+    w.assert_mirrored(5);
+    for name in ["Ann Lee", "Bob Stone", "Chen Wu"] {
+        let outlook = w.outlook_named(name);
+        let props =
+            w.s.fake
+                .contact_extended_properties(outlook["id"].as_str().unwrap());
+        assert_eq!(
+            props.get(CONTACT_LINK_PROPERTY).map(String::as_str),
+            Some(w.crm_named(name).id.as_str()),
+            "{name}: {props:?}"
+        );
+    }
+    // The user's contacts were not taken for copies of ours.
+    for name in ["Dora Diaz", "Evan Kim"] {
+        let outlook = w.outlook_named(name);
+        assert!(
+            w.s.fake
+                .contact_extended_properties(outlook["id"].as_str().unwrap())
+                .is_empty()
+        );
+    }
+    assert_eq!(w.noop_counts().await, one_delta());
+}
+
+/// Issue 10 item 3 (Graph half): a contacts delta round whose last page has neither
+/// `@odata.nextLink` nor `@odata.deltaLink` is a listing without a cursor: the run
+/// succeeds and says so, the next run lists in full again, nothing is duplicated or
+/// deleted, and an Outlook edit made meanwhile comes over.
+#[tokio::test]
+async fn a_delta_round_without_a_link_degrades_to_full_listings() {
+    let w = World::new().await;
+    w.first_sync().await;
+    w.s.fake.end_delta_without_links(true);
+    for round in 0..2 {
+        if round == 1 {
+            let dora = w.outlook_named("Dora Diaz");
+            w.s.fake.edit_contact(
+                dora["id"].as_str().unwrap(),
+                json!({"personalNotes": "Met again"}),
+            );
+        }
+        let report = w.sync().await;
+        assert!(report.provider.no_cursor, "{report}");
+        assert_eq!(report.crm.created + report.provider.created, 0, "{report}");
+        assert_eq!(report.crm.deleted + report.provider.deleted, 0, "{report}");
+        w.assert_mirrored(5);
+    }
+    assert_eq!(w.crm_named("Dora Diaz").record.notes, "Met again");
+    w.s.fake.end_delta_without_links(false);
+    let report = w.sync().await;
+    assert!(!report.provider.no_cursor, "{report}");
+    assert_eq!(w.noop_counts().await, one_delta());
+}

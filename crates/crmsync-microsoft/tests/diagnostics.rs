@@ -40,10 +40,28 @@ async fn a_healthy_account_passes_every_check() {
         ]
     );
     assert!(d.is_healthy());
-    // Default calendar and folder when none is named.
+    // Default calendar and folder when none is named: the folder is `/me/contacts`
+    // (MS-CON-1), which the check reads; `/me/contactFolders/contacts` is no documented
+    // path, and a strict server (the fake) refuses it with 400 (issue 10 item 5).
+    s.fake.reset_counters();
     let d = diagnose(&client(&s, None, None)).await;
     assert_eq!(d.worst(), Severity::Ok, "{d}");
     assert!(d.findings[4].message.contains("\"Calendar\""), "{d}");
+    let urls: Vec<String> = s
+        .fake
+        .recorded_requests()
+        .into_iter()
+        .map(|r| r.url)
+        .collect();
+    assert!(
+        urls.iter().any(|u| u.starts_with("/v1.0/me/contacts?")),
+        "{urls:?}"
+    );
+    assert!(
+        urls.iter()
+            .all(|u| !u.to_ascii_lowercase().contains("contactfolders/contacts")),
+        "{urls:?}"
+    );
     // The folder is found as the contacts store finds it: without case.
     let d = diagnose(&client(&s, Some("CRM"), Some("clients"))).await;
     assert_eq!(d.worst(), Severity::Ok, "{d}");

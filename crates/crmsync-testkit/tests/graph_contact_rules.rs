@@ -109,20 +109,50 @@ async fn ms_con_3_outlook_keeps_three_email_addresses() {
 }
 
 #[tokio::test]
-async fn ms_con_1_default_folder_by_its_well_known_name() {
+async fn ms_con_1_the_default_folder_is_me_contacts_and_has_no_well_known_name() {
     let fake = GraphFake::start().await;
     let c = Client::new(&fake);
-    let r = c.get("/me/contactFolders/contacts").await;
+    // The v1.0 docs give contact folders no well-known names: `contacts` is not an id.
+    for path in [
+        "/me/contactFolders/contacts",
+        "/me/contactFolders/Contacts",
+        "/me/contactFolders/contacts/contacts",
+        "/me/contactFolders/contacts/contacts/delta",
+    ] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.json);
+        assert_eq!(r.json["error"]["code"], "ErrorInvalidIdMalformed", "{path}");
+        assert_eq!(r.json["error"]["message"], "Id is malformed.", "{path}");
+        assert!(r.json["error"]["innerError"]["request-id"].is_string());
+    }
+    // The default folder is `/me/contacts` (MS-CON-1), read by its id too.
+    let made = fake.seed_contact(None, json!({"displayName": "Ada"}));
+    let listed = c.get("/me/contacts").await;
+    assert_eq!(listed.status, 200, "{}", listed.json);
+    assert_eq!(listed.json["value"][0]["id"], made["id"]);
+    let folder = fake.default_contact_folder_id();
+    let r = c.get(&format!("/me/contactFolders/{folder}")).await;
     assert_eq!(r.status, 200, "{}", r.json);
-    assert_eq!(
-        r.json,
-        json!({"id": fake.default_contact_folder_id(), "displayName": "Contacts",
-               "parentFolderId": "", "wellKnownName": "contacts"})
-    );
+    assert_eq!(r.json["id"], folder);
     // The child-folder listing does not hold the default folder.
     let listed = c.get("/me/contactFolders").await;
     assert_eq!(listed.status, 200);
     assert_eq!(listed.json["value"], json!([]));
+}
+
+#[tokio::test]
+async fn ms_con_2_the_first_me_contacts_delta_takes_no_query_options() {
+    let fake = GraphFake::start().await;
+    let c = Client::new(&fake);
+    fake.seed_contact(None, json!({"displayName": "Ada"}));
+    let r = c.get("/me/contacts/delta?$select=displayName").await;
+    assert_eq!(r.status, 400, "{}", r.json);
+    assert_eq!(r.json["error"]["code"], "ErrorInvalidUrlQuery");
+    let first = c.get("/me/contacts/delta").await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    let link = first.json["@odata.deltaLink"].as_str().unwrap().to_owned();
+    assert!(link.contains("/me/contacts/delta?$deltatoken="), "{link}");
+    assert_eq!(c.get(&link).await.status, 200);
 }
 
 #[tokio::test]

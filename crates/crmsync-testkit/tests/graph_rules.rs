@@ -1299,3 +1299,122 @@ async fn ms_gen_5_a_cut_short_body_is_injectable() {
     assert_eq!(r.status, 200);
     assert!(r.json["@odata.deltaLink"].is_string(), "{}", r.json);
 }
+
+/// The link-key lookup of MS-CAL-22, on events and contacts: `(status, subjects or names)`.
+async fn lookup(c: &Client, path: &str, value: &str, name: &str) -> (u16, Vec<String>) {
+    let filter = format!(
+        "singleValueExtendedProperties/Any(ep: ep/id eq '{CRM_PROP}' and ep/value eq '{value}')"
+    );
+    let r = c.get(&format!("{path}?{}", enc("$filter", &filter))).await;
+    let names = r.json["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e[name].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (r.status, names)
+}
+
+#[tokio::test]
+async fn ms_cal_22_knobs_a_server_ignoring_or_refusing_the_link_key_filter() {
+    let fake = GraphFake::start().await;
+    let c = Client::new(&fake);
+    for (s, v) in [("A", "1"), ("B", "2")] {
+        let mut body = timed(s, "2026-03-02T10:00:00", "2026-03-02T11:00:00");
+        body["singleValueExtendedProperties"] = json!([{"id": CRM_PROP, "value": v}]);
+        assert_eq!(c.post("/me/events", &body).await.status, 201);
+        let contact = json!({"displayName": s,
+            "singleValueExtendedProperties": [{"id": CRM_PROP, "value": v}]});
+        assert_eq!(c.post("/me/contacts", &contact).await.status, 201);
+    }
+    let cases = [("/me/events", "subject"), ("/me/contacts", "displayName")];
+    for (path, name) in cases {
+        assert_eq!(lookup(&c, path, "2", name).await, (200, vec!["B".into()]));
+    }
+    fake.ignore_link_key_filter(true);
+    for (path, name) in cases {
+        let (status, mut names) = lookup(&c, path, "2", name).await;
+        names.sort();
+        assert_eq!((status, names), (200, vec!["A".into(), "B".into()]));
+    }
+    fake.ignore_link_key_filter(false);
+    fake.refuse_link_key_filter(true);
+    for (path, _) in cases {
+        let filter = format!(
+            "singleValueExtendedProperties/Any(ep: ep/id eq '{CRM_PROP}' and ep/value eq '2')"
+        );
+        let r = c.get(&format!("{path}?{}", enc("$filter", &filter))).await;
+        assert_error(&r, 400, "ErrorInvalidUrlQueryFilter");
+        assert_eq!(
+            r.json["error"]["message"],
+            "The query filter contains one or more invalid nodes."
+        );
+        // Listings without the filter are served.
+        assert_eq!(c.get(path).await.status, 200);
+    }
+    fake.refuse_link_key_filter(false);
+    assert_eq!(
+        lookup(&c, "/me/contacts", "1", "displayName").await,
+        (200, vec!["A".into()])
+    );
+}
+
+#[tokio::test]
+async fn ms_cal_14_knob_a_delta_round_ending_without_a_link() {
+    let fake = GraphFake::start().await;
+    let c = Client::new(&fake);
+    for i in 0..3 {
+        c.post(
+            "/me/events",
+            &timed(
+                &format!("E{i}"),
+                "2026-03-02T10:00:00",
+                "2026-03-02T11:00:00",
+            ),
+        )
+        .await;
+        fake.seed_contact(None, json!({"displayName": format!("C{i}")}));
+    }
+    fake.end_delta_without_links(true);
+    for first in [
+        format!("/me/calendarView/delta?{WINDOW}"),
+        "/me/contacts/delta".to_owned(),
+    ] {
+        let prefer = [("Prefer", "odata.maxpagesize=2")];
+        let page = c.send("GET", &first, None, &prefer).await;
+        assert_eq!(page.status, 200, "{}", page.json);
+        let next = page.json["@odata.nextLink"].as_str().expect("a next page");
+        let last = c.send("GET", next, None, &prefer).await;
+        assert_eq!(last.status, 200, "{}", last.json);
+        assert_eq!(last.json["value"].as_array().unwrap().len(), 1);
+        assert!(last.json.get("@odata.nextLink").is_none(), "{}", last.json);
+        assert!(last.json.get("@odata.deltaLink").is_none(), "{}", last.json);
+    }
+    fake.end_delta_without_links(false);
+    let (_, items, _) = delta_round(&c, "/me/contacts/delta", &[]).await;
+    assert_eq!(items.len(), 3);
+}
+
+#[tokio::test]
+async fn ms_gen_1_a_fault_on_the_envelope_fails_the_whole_batch() {
+    let fake = GraphFake::start().await;
+    let c = Client::new(&fake);
+    fake.inject(
+        FaultTarget::Endpoint(Endpoint::Batch),
+        Fault::ServerError(500),
+        1,
+    );
+    let batch = json!({"requests": [
+        {"id": "1", "method": "POST", "url": "/me/contacts",
+         "headers": {"Content-Type": "application/json"}, "body": {"displayName": "A"}},
+        {"id": "2", "method": "POST", "url": "/me/contacts",
+         "headers": {"Content-Type": "application/json"}, "body": {"displayName": "B"}},
+    ]});
+    assert_error(&c.post("/$batch", &batch).await, 500, "generalException");
+    assert_eq!(fake.contact_count(), 0, "no member ran");
+    assert_eq!(fake.requests(Endpoint::ContactCreate), 0);
+    // Armed once: the next batch goes through.
+    let r = c.post("/$batch", &batch).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(fake.contact_count(), 2);
+}

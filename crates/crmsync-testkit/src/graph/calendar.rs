@@ -311,7 +311,7 @@ pub(crate) fn default_categories(st: &mut State) -> Vec<Category> {
 fn list_events(st: &mut State, user: &str, route: &Route, req: &Req) -> Result<Resp, GErr> {
     let cal = calendar_id(st, user, route)?;
     let ctx = Ctx::with_expand(req, "event")?;
-    let filter = req.q("$filter").map(query::parse_ext_filter).transpose()?;
+    let filter = query::ext_filter(st, req)?;
     let mb = st.mailbox(user);
     let items: Vec<Value> = mb
         .events

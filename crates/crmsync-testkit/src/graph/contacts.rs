@@ -85,7 +85,7 @@ pub(crate) fn handle(st: &mut State, user: &str, route: &Route, req: &Req) -> Re
         Endpoint::ContactsList => {
             let folder = folder_id(st, user, route)?;
             let ctx = Ctx::with_expand(req, "contact")?;
-            let filter = req.q("$filter").map(query::parse_ext_filter).transpose()?;
+            let filter = query::ext_filter(st, req)?;
             let mb = st.mailbox(user);
             let items: Vec<Value> = mb
                 .contacts
@@ -144,6 +144,21 @@ pub(crate) fn handle(st: &mut State, user: &str, route: &Route, req: &Req) -> Re
         }
         Endpoint::ContactsDelta => {
             let folder = folder_id(st, user, route)?;
+            // MS-CON-2: the first `/me/contacts/delta` (default folder, no folder id) was seen
+            // refusing any query option; the folder form takes `$select`.
+            let continuing = req.q("$deltatoken").is_some() || req.q("$skiptoken").is_some();
+            if route.folder.is_none()
+                && !continuing
+                && let Some((k, _)) = req.query.first()
+            {
+                return Err(GErr::new(
+                    400,
+                    "ErrorInvalidUrlQuery",
+                    format!(
+                        "The following parameters are not supported with change tracking over the 'Contacts' resource: '{k}'."
+                    ),
+                ));
+            }
             delta::contacts_delta(st, user, route, req, folder)
         }
         Endpoint::ContactPhotoGet => {
@@ -193,13 +208,19 @@ fn render_folder(f: &Folder) -> Value {
     json!({"id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_id})
 }
 
+/// The shortest contact folder id taken for an Exchange id (the fake's are over 40
+/// characters, Graph's longer still).
+const MIN_FOLDER_ID: usize = 16;
+
+/// The folder of the path: `None` is the default folder (`/me/contacts…`, MS-CON-1). A folder
+/// id must be an id: the v1.0 docs give contact folders no well-known names (unlike mail
+/// folders), so `/me/contactFolders/contacts` is a malformed id, not the default folder.
 fn folder_id(st: &mut State, user: &str, route: &Route) -> Result<String, GErr> {
     let mb = st.mailbox(user);
     match &route.folder {
         None => Ok(mb.default_folder.clone()),
-        Some(id) if *id == mb.default_folder || id.eq_ignore_ascii_case("contacts") => {
-            Ok(mb.default_folder.clone())
-        }
+        Some(id) if *id == mb.default_folder => Ok(mb.default_folder.clone()),
+        Some(id) if id.len() < MIN_FOLDER_ID => Err(GErr::malformed_id()),
         Some(id) => mb
             .folders
             .iter()

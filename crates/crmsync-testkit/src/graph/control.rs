@@ -404,6 +404,25 @@ impl GraphFake {
         self.shared.lock().injected_delta_items.extend(items);
     }
 
+    /// While `on`, link-key lookups (a `$filter` on `singleValueExtendedProperties`, of
+    /// events or contacts) are answered with every item of the collection, as a server that
+    /// ignores the filter would: a client must check the key of what it gets.
+    pub fn ignore_link_key_filter(&self, on: bool) {
+        self.shared.lock().knobs.ignore_link_key_filter = on;
+    }
+
+    /// While `on`, link-key lookups are refused with 400 `ErrorInvalidUrlQueryFilter` "The
+    /// query filter contains one or more invalid nodes." (Graph's envelope).
+    pub fn refuse_link_key_filter(&self, on: bool) {
+        self.shared.lock().knobs.refuse_link_key_filter = on;
+    }
+
+    /// While `on`, the last page of every delta round (calendarView and contacts) carries
+    /// neither `@odata.nextLink` nor `@odata.deltaLink`: the client has no cursor to keep.
+    pub fn end_delta_without_links(&self, on: bool) {
+        self.shared.lock().knobs.delta_without_links = on;
+    }
+
     /// Disarms every injected fault.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();

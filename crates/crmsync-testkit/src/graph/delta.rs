@@ -301,7 +301,9 @@ fn serve(
         "value": value,
     });
     let base = format!("{}{}", st.origin, next.path);
-    if rest.is_empty() {
+    if rest.is_empty() && st.knobs.delta_without_links {
+        // A round that ends without a link: nothing to continue from.
+    } else if rest.is_empty() {
         let token = st.new_id("dt");
         let token = token.trim_end_matches('=').to_owned();
         st.delta_points.insert(token.clone(), next);

@@ -31,12 +31,23 @@
 //! | `$batch` over 20, duplicate ids, body without `Content-Type` | 400 | `BadRequest` | status documented; last wording observed |
 //! | expired delta token | 410 | `syncStateNotFound` + `Location` | reference |
 //! | more than 4 requests in flight per mailbox | 429 | `ApplicationThrottled` | reference |
+//! | a path the v1.0 docs do not describe (a segment Graph does not know) | 400 | `BadRequest` "Resource not found for the segment '…'." | observed wording |
+//! | a contact folder id that is no Exchange id (a well-known name such as `contacts`: MS-CON-1 documents `/me/contacts` for the default folder) | 400 | `ErrorInvalidIdMalformed` | reference (code) |
+//! | query options on the first `/me/contacts/delta` (MS-CON-2) | 400 | `ErrorInvalidUrlQuery` | status observed, code inferred |
+//! | a link-key lookup while [`GraphFake::refuse_link_key_filter`] is on | 400 | `ErrorInvalidUrlQueryFilter` "The query filter contains one or more invalid nodes." | observed wording |
 //!
 //! Recurring series (MS-CAL-4/12) are stored as their master (the `recurrence` property is
 //! validated and kept) and expanded in calendarView and calendarView delta into occurrences and
 //! exceptions (`type`, `seriesMasterId`, ids `{master}_OCC{yyyymmdd}`), never the master; the
 //! control API edits or cancels single occurrences as the user would. `GET /me/events/{id}`
 //! reads an occurrence; writes to occurrences are not served (404).
+//!
+//! Knobs of the control API make the fake misbehave where a client must still be right: a
+//! server that ignores the `$filter` of link-key lookups and answers with every item
+//! ([`GraphFake::ignore_link_key_filter`]), one that refuses it
+//! ([`GraphFake::refuse_link_key_filter`]), delta rounds that end without a link
+//! ([`GraphFake::end_delta_without_links`]), and faults aimed at the `$batch` envelope
+//! (`FaultTarget::Endpoint(Endpoint::Batch)`: the whole batch fails, no member runs).
 //!
 //! Known simplifications: occurrences repeat the master's UTC time of day (daylight-saving shifts
 //! of the wall time are not modelled); all-day events are compared with calendarView windows at
@@ -608,10 +619,17 @@ pub(crate) fn dispatch(st: &mut State, req: &Req) -> Resp {
         Ok(user) => user,
         Err(e) => return e.render(st, req),
     };
-    if route.endpoint == Endpoint::Batch {
-        return batch::handle(st, req);
-    }
-    if let Some(fault) = st.take_fault(route.endpoint) {
+    let fault = if route.endpoint == Endpoint::Batch {
+        // A fault aimed at the envelope fails the whole `$batch` before any member runs;
+        // `FaultTarget::Any` is matched by the members one by one.
+        match st.take_envelope_fault() {
+            Some(fault) => Some(fault),
+            None => return batch::handle(st, req),
+        }
+    } else {
+        st.take_fault(route.endpoint)
+    };
+    if let Some(fault) = fault {
         if fault == Fault::MalformedJson {
             let mut resp = Resp::empty(200);
             resp.headers

@@ -137,6 +137,23 @@ pub(crate) fn parse_ext_filter(filter: &str) -> Result<(String, String), GErr> {
     Ok((id, value))
 }
 
+/// The link-key `$filter` of a listing (MS-CAL-22), as the knobs of the state say to serve
+/// it: refused with 400 `ErrorInvalidUrlQueryFilter`, ignored (every item is listed), or
+/// applied.
+pub(crate) fn ext_filter(st: &State, req: &Req) -> Result<Option<(String, String)>, GErr> {
+    let Some(filter) = req.q("$filter").map(parse_ext_filter).transpose()? else {
+        return Ok(None);
+    };
+    if st.knobs.refuse_link_key_filter {
+        return Err(GErr::new(
+            400,
+            "ErrorInvalidUrlQueryFilter",
+            "The query filter contains one or more invalid nodes.",
+        ));
+    }
+    Ok((!st.knobs.ignore_link_key_filter).then_some(filter))
+}
+
 /// Normalises an extended-property id for comparison: the type, GUID and `Name`/`Id` keyword are
 /// case-insensitive, the name itself is case-sensitive (MS-CAL-22).
 pub(crate) fn ext_key(id: &str) -> String {

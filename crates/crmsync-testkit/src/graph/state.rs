@@ -294,6 +294,22 @@ pub(crate) struct State {
     pub(crate) latency: std::time::Duration,
     /// Raw items added to the next calendarView delta page served (bad-input tests).
     pub(crate) injected_delta_items: Vec<Value>,
+    /// Knobs of misbehaving servers (control API).
+    pub(crate) knobs: Knobs,
+}
+
+/// Ways the fake can misbehave on purpose, set through the control API: a server that is
+/// stricter or sloppier than the documented one, where a client must still be right.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Knobs {
+    /// Link-key lookups (`$filter` on `singleValueExtendedProperties`) are answered with
+    /// every item of the collection, as if the filter were not there.
+    pub(crate) ignore_link_key_filter: bool,
+    /// Link-key lookups are refused with 400 `ErrorInvalidUrlQueryFilter`.
+    pub(crate) refuse_link_key_filter: bool,
+    /// The last page of a delta round carries neither `@odata.nextLink` nor
+    /// `@odata.deltaLink`.
+    pub(crate) delta_without_links: bool,
 }
 
 impl State {
@@ -322,6 +338,7 @@ impl State {
             concurrency_limit: 4,
             latency: std::time::Duration::ZERO,
             injected_delta_items: Vec::new(),
+            knobs: Knobs::default(),
         };
         s.ensure_mailbox(default_user);
         s
@@ -402,6 +419,22 @@ impl State {
 
     pub(crate) fn count(&mut self, endpoint: Endpoint) {
         *self.counters.entry(endpoint).or_insert(0) += 1;
+    }
+
+    /// Takes one armed fault aimed at the `$batch` envelope itself
+    /// (`FaultTarget::Endpoint(Endpoint::Batch)`; `FaultTarget::Any` is matched by the members).
+    pub(crate) fn take_envelope_fault(&mut self) -> Option<Fault> {
+        let idx = self
+            .faults
+            .iter()
+            .position(|r| r.remaining > 0 && r.target == FaultTarget::Endpoint(Endpoint::Batch))?;
+        let rule = &mut self.faults[idx];
+        rule.remaining -= 1;
+        let fault = rule.fault.clone();
+        if rule.remaining == 0 {
+            self.faults.remove(idx);
+        }
+        Some(fault)
     }
 
     /// Takes one armed fault matching `endpoint`.
