@@ -81,10 +81,10 @@ pub mod testing;
 mod tokens;
 
 pub use client::{
-    ApiRequest, BaseUrl, DEFAULT_TIMEOUT, HttpClient, HttpClientBuilder, HttpRequest, HttpResponse,
-    HttpService, TransportError, TransportErrorKind, parse_json,
+    ApiRequest, Attempt, BaseUrl, DEFAULT_TIMEOUT, HttpClient, HttpClientBuilder, HttpRequest,
+    HttpResponse, HttpService, TransportError, TransportErrorKind, parse_json,
 };
-pub use limit::{AccountLimiter, AccountPermit, RateLimit};
+pub use limit::{AccountLimiter, AccountPermit, GateKey, RateLimit, RetryAfterGate};
 pub use loopback::LoopbackListener;
 pub use oauth::{
     AuthorizationCode, ClientSecret, CsrfState, OAuthClient, OAuthConfig, PendingAuthorization,
