@@ -127,6 +127,23 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
     Some((date - now).to_std().unwrap_or(Duration::ZERO))
 }
 
+/// What one round of a batch looks like to the retry policy: 200 when no part is to be
+/// sent again (`None`), else a 429 carrying the longest `Retry-After` the parts to send
+/// again asked for (`Some(None)`: none asked, the policy backs off).
+pub fn round_outcome(again: Option<Option<Duration>>) -> HttpResponse {
+    let mut builder = http::Response::builder();
+    match again {
+        None => builder = builder.status(StatusCode::OK),
+        Some(wait) => {
+            builder = builder.status(StatusCode::TOO_MANY_REQUESTS);
+            if let Some(wait) = wait {
+                builder = builder.header(RETRY_AFTER, wait.as_secs().to_string());
+            }
+        }
+    }
+    builder.body(Vec::new()).unwrap_or_default()
+}
+
 /// Whether a body is a Google rate-limit error: legacy `error.errors[].reason` of
 /// `rateLimitExceeded` / `userRateLimitExceeded`, `error.status` `RESOURCE_EXHAUSTED`,
 /// or `error.details[].reason` `RATE_LIMIT_EXCEEDED`. Daily `quotaExceeded` is not one:
@@ -473,6 +490,20 @@ mod tests {
         for s in [400, 401, 403, 404, 409, 410, 412, 501] {
             assert!(!retry(s, true) && !retry(s, false), "{s}");
         }
+    }
+
+    #[test]
+    fn a_round_with_parts_to_send_again_looks_like_a_429_with_the_longest_wait() {
+        let r = round_outcome(Some(Some(Duration::from_secs(9))));
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()["retry-after"], "9");
+        assert!(
+            round_outcome(Some(None))
+                .headers()
+                .get(RETRY_AFTER)
+                .is_none()
+        );
+        assert_eq!(round_outcome(None).status(), StatusCode::OK);
     }
 
     #[test]

@@ -14,9 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crmsync_core::{Error, ErrorKind, Result};
-use crmsync_http::retry::{RetryDecision, classify_response};
-use crmsync_http::{ApiRequest, HttpResponse};
-use http::StatusCode;
+use crmsync_http::ApiRequest;
+use crmsync_http::retry::{RetryDecision, classify_response, round_outcome};
 use serde_json::{Map, Value, json};
 use url::Url;
 
@@ -163,22 +162,6 @@ fn parse_answers(body: &Value) -> Result<HashMap<usize, BatchAnswer>> {
     Ok(out)
 }
 
-/// The outcome of one round, as the retry policy sees it: 200 when no member was
-/// throttled, else 429 with the longest wait the throttled members asked for.
-fn round_outcome(throttled_wait: Option<Option<Duration>>) -> HttpResponse {
-    let mut builder = http::Response::builder();
-    match throttled_wait {
-        None => builder = builder.status(StatusCode::OK),
-        Some(wait) => {
-            builder = builder.status(StatusCode::TOO_MANY_REQUESTS);
-            if let Some(wait) = wait {
-                builder = builder.header("Retry-After", wait.as_secs().to_string());
-            }
-        }
-    }
-    builder.body(Vec::new()).unwrap_or_default()
-}
-
 /// A member's last answer, and whether it is to be sent (again).
 type Member = (Option<BatchAnswer>, bool);
 
@@ -302,13 +285,5 @@ mod tests {
             &ErrorKind::PreconditionFailed
         );
         assert!(parse_answers(&json!({"value": []})).is_err());
-    }
-
-    #[test]
-    fn a_round_with_throttled_members_looks_like_a_429_with_the_longest_wait() {
-        let r = round_outcome(Some(Some(Duration::from_secs(9))));
-        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(r.headers()["retry-after"], "9");
-        assert_eq!(round_outcome(None).status(), StatusCode::OK);
     }
 }
