@@ -372,7 +372,10 @@ impl GoogleCalendar {
     }
 
     /// What one batch answer means for its operation; `None`: redo the operation alone
-    /// (a 409 on create, a refused precondition, a rate limit or an outage in the part).
+    /// (a 409 on create: the single create finds our earlier copy or takes the next id).
+    /// A refused precondition is read to tell why, as the single write does, never sent
+    /// again; a rate limit or an outage left in the part was already retried by the
+    /// client's policy ([`GoogleClient::batch`](crate::GoogleClient)) and is the result.
     async fn batch_outcome(
         &self,
         calendar: &CollectionId,
@@ -397,9 +400,19 @@ impl GoogleCalendar {
             });
         }
         let error = answer.error(what);
-        let redo = matches!(answer.status, 409 | 412 | 410 | 403 | 429 | 500..=599)
-            || error.is_retryable();
-        if redo { None } else { Some(Err(error)) }
+        Some(Err(match (op, answer.status) {
+            (WriteOp::Create { .. }, 409) => return None,
+            (WriteOp::Update { id, .. }, 404 | 410) | (WriteOp::Delete { id, .. }, 404) => {
+                not_found(id)
+            }
+            (WriteOp::Update { id, .. }, 412) | (WriteOp::Delete { id, .. }, 410 | 412) => {
+                self.refused(calendar, id, error).await
+            }
+            (WriteOp::Delete { id, .. }, 403) if !error.is_retryable() => {
+                self.refused(calendar, id, error).await
+            }
+            _ => error,
+        }))
     }
 
     async fn write_one(
@@ -499,6 +512,13 @@ impl GoogleCalendar {
                 Ok(answers) => {
                     for (answer, &i) in answers.iter().zip(&in_batch) {
                         results[i] = self.batch_outcome(calendar, &ops[i], answer).await;
+                    }
+                }
+                // Throttled or down until the policy gave up: the same writes one by one
+                // would only be a second round of retries.
+                Err(e) if e.is_retryable() => {
+                    for &i in &in_batch {
+                        results[i] = Some(Err(e.clone()));
                     }
                 }
                 Err(e) => {

@@ -5,16 +5,22 @@
 //! Retries are not written here: every call goes through [`HttpClient::send`], whose
 //! [`crmsync_http::retry`] module retries 429, 503 and Google's 403 rate limits (5xx and
 //! timeouts when the request is idempotent), honours `Retry-After` and waits through the
-//! policy's sleeper.
+//! policy's sleeper. A batch is one call under that same policy
+//! ([`HttpClient::retrying`]): each attempt sends the envelope once, with the parts still
+//! to do; parts the policy would retry on their own (429, 503, a rate-limit 403, a 5xx of
+//! an idempotent part) are sent again in the next attempt, after the longest
+//! `Retry-After` they asked for. Requests name their API (`calendar` or `people`), so a
+//! `Retry-After` bars the account on that API only.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crmsync_core::{
     AccessToken, AccountId, Continuation, Cursor, Error, ErrorKind, PageToken, Result, Sleeper,
 };
-use crmsync_http::{AccountLimiter, ApiRequest, HttpClient, HttpResponse};
+use crmsync_http::retry::{RetryDecision, classify_response, round_outcome};
+use crmsync_http::{AccountLimiter, ApiRequest, Attempt, HttpClient, HttpResponse, TransportError};
 use http::Method;
 use serde_json::Value;
 use url::Url;
@@ -117,11 +123,12 @@ impl Call {
         self
     }
 
-    /// The request [`HttpClient::send`] retries: made for `account` (its limits apply),
-    /// with the bearer token marked sensitive.
-    fn to_api(&self, token: &AccessToken, account: &AccountId) -> Result<ApiRequest> {
+    /// The request [`HttpClient::send`] retries: made for `account` on `api` (its limits
+    /// and `Retry-After` bars apply), with the bearer token marked sensitive.
+    fn to_api(&self, token: &AccessToken, account: &AccountId, api: &str) -> Result<ApiRequest> {
         let mut api = ApiRequest::new(self.method.clone(), self.url.clone())
             .for_account(account.clone())
+            .api(api)
             .bearer(token)?;
         for (name, value) in &self.headers {
             api = api.header(name, value)?;
@@ -153,7 +160,32 @@ pub(crate) struct BatchAnswer {
     pub(crate) body: Vec<u8>,
 }
 
+impl BatchPart {
+    /// Whether sending the part twice does what sending it once does: reads, deletes,
+    /// and creates carrying their own id (Google events get client-chosen ids: a second
+    /// copy answers 409, never makes a second event).
+    fn is_idempotent(&self) -> bool {
+        match self.method {
+            Method::GET | Method::PUT | Method::DELETE => true,
+            Method::POST => self.body.as_ref().is_some_and(|b| b.get("id").is_some()),
+            _ => false,
+        }
+    }
+}
+
 impl BatchAnswer {
+    /// What the retry policy would decide for this answer to `part` sent on its own.
+    fn retry(&self, part: &BatchPart, now: chrono::DateTime<chrono::Utc>) -> RetryDecision {
+        let mut builder = http::Response::builder().status(self.status);
+        if let Some(wait) = self.retry_after {
+            builder = builder.header(http::header::RETRY_AFTER, wait.as_secs().to_string());
+        }
+        match builder.body(self.body.clone()) {
+            Ok(response) => classify_response(&response, part.is_idempotent(), now),
+            Err(_) => RetryDecision::DoNotRetry,
+        }
+    }
+
     pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -229,20 +261,60 @@ impl GoogleClient {
         self.inner.people_writes.lock().await
     }
 
+    /// The API a URL belongs to, for the `Retry-After` gate: People has its own quotas;
+    /// everything else (events, calendar list, free/busy, batch) is Calendar's.
+    fn api_of(&self, url: &Url) -> &'static str {
+        if url
+            .as_str()
+            .starts_with(self.inner.config.people_url.as_url().as_str())
+        {
+            "people"
+        } else {
+            "calendar"
+        }
+    }
+
     /// Sends with the account's access token through [`HttpClient::send`] (retries,
     /// limits); on a 401, refreshes the token once and sends again (G-CAL-40). Returns
     /// the answer whatever its status.
     pub(crate) async fn send(&self, call: Call) -> Result<HttpResponse> {
         let account = &self.inner.account;
+        let api = self.api_of(&call.url);
         let token = self.inner.auth.access_token(account).await?;
         tracing::debug!(method = %call.method, path = call.url.path(), "google request");
-        let response = self.inner.http.send(call.to_api(&token, account)?).await?;
+        let response = self
+            .inner
+            .http
+            .send(call.to_api(&token, account, api)?)
+            .await?;
         if response.status().as_u16() != 401 {
             return Ok(response);
         }
         tracing::debug!("access token refused; refreshing once");
         let token = self.inner.auth.force_refresh(account).await?;
-        self.inner.http.send(call.to_api(&token, account)?).await
+        self.inner
+            .http
+            .send(call.to_api(&token, account, api)?)
+            .await
+    }
+
+    /// One attempt of [`send`](GoogleClient::send) inside a call the HTTP client's policy
+    /// runs: sent once through `attempt`, and once more after a token refresh on a 401.
+    async fn send_once(
+        &self,
+        attempt: &Attempt,
+        call: &Call,
+    ) -> Result<std::result::Result<HttpResponse, TransportError>> {
+        let account = &self.inner.account;
+        let api = self.api_of(&call.url);
+        let token = self.inner.auth.access_token(account).await?;
+        let outcome = attempt.send(&call.to_api(&token, account, api)?).await?;
+        if !matches!(&outcome, Ok(r) if r.status().as_u16() == 401) {
+            return Ok(outcome);
+        }
+        tracing::debug!("access token refused; refreshing once");
+        let token = self.inner.auth.force_refresh(account).await?;
+        attempt.send(&call.to_api(&token, account, api)?).await
     }
 
     /// Sends and requires a 2xx answer.
@@ -262,35 +334,106 @@ impl GoogleClient {
     }
 
     /// Sends `parts` as one multipart/mixed request to the batch endpoint and returns one
-    /// answer per part, in order.
+    /// answer per part, in order. Parts the retry policy would retry on their own are sent
+    /// again (in a smaller batch) as the client's policy decides, within the same bound of
+    /// attempts as the envelope; a part still failing when it gives up keeps its last
+    /// answer, for the caller to report (never to send again on its own).
     ///
     /// # Errors
     /// When the batch itself failed (transport, an error status, an answer that cannot be
-    /// read, or a missing part): the caller falls back to one request per part.
+    /// read, or a missing part). A retryable error (the envelope throttled until the
+    /// policy gave up) must not be followed by the same writes one by one.
     pub(crate) async fn batch(&self, parts: &[BatchPart]) -> Result<Vec<BatchAnswer>> {
-        let boundary = format!("crmsync_batch_{:016x}", rand_u64());
-        let body = encode_batch(&boundary, parts);
-        let request = Call::new(Method::POST, self.inner.config.batch_url.clone())
-            .body(&format!("multipart/mixed; boundary={boundary}"), body);
-        let response = self.send_ok(request, "a Calendar batch request").await?;
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let answers = decode_batch(content_type, response.body())?;
-        if answers.len() != parts.len() {
-            return Err(Error::new(
-                ErrorKind::Provider,
-                format!(
-                    "the batch answer holds {} parts for {} requests",
-                    answers.len(),
-                    parts.len()
-                ),
-            ));
+        let parts: Arc<Vec<BatchPart>> = Arc::new(parts.to_vec());
+        let answers: Arc<Mutex<Vec<PartState>>> =
+            Arc::new(Mutex::new(vec![(None, true); parts.len()]));
+        let batch_url = self.inner.config.batch_url.clone();
+        let envelope = ApiRequest::post(batch_url.clone())
+            .for_account(self.inner.account.clone())
+            .api(self.api_of(&batch_url));
+        let clock = self.inner.http.retry_policy().clock().clone();
+        let outcome = self
+            .inner
+            .http
+            .retrying(&envelope, |attempt| {
+                let client = self.clone();
+                let parts = parts.clone();
+                let answers = answers.clone();
+                let batch_url = batch_url.clone();
+                let clock = clock.clone();
+                async move {
+                    let todo: Vec<usize> = {
+                        let done = answers.lock().map_err(|_| poisoned())?;
+                        (0..parts.len()).filter(|&i| done[i].1).collect()
+                    };
+                    let round: Vec<BatchPart> = todo.iter().map(|&i| parts[i].clone()).collect();
+                    let boundary = format!("crmsync_batch_{:016x}", rand_u64());
+                    let call = Call::new(Method::POST, batch_url).body(
+                        &format!("multipart/mixed; boundary={boundary}"),
+                        encode_batch(&boundary, &round),
+                    );
+                    let response = match client.send_once(&attempt, &call).await? {
+                        Ok(response) if response.status().is_success() => response,
+                        // The envelope's own failure: the policy classifies it.
+                        other => return Ok(other),
+                    };
+                    let content_type = response
+                        .headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    let decoded = decode_batch(content_type, response.body())?;
+                    if decoded.len() != round.len() {
+                        return Err(Error::new(
+                            ErrorKind::Provider,
+                            format!(
+                                "the batch answer holds {} parts for {} requests",
+                                decoded.len(),
+                                round.len()
+                            ),
+                        ));
+                    }
+                    let now = clock.now();
+                    let mut done = answers.lock().map_err(|_| poisoned())?;
+                    let mut again: Option<Option<Duration>> = None;
+                    for (answer, i) in decoded.into_iter().zip(todo) {
+                        let retry = match answer.retry(&parts[i], now) {
+                            RetryDecision::Retry { retry_after } => {
+                                again = Some(match again {
+                                    None => retry_after,
+                                    Some(before) => before.max(retry_after),
+                                });
+                                true
+                            }
+                            RetryDecision::DoNotRetry => false,
+                        };
+                        done[i] = (Some(answer), retry);
+                    }
+                    Ok(Ok(round_outcome(again)))
+                }
+            })
+            .await?;
+        let done = answers.lock().map_err(|_| poisoned())?;
+        if done.iter().any(|(answer, _)| answer.is_none()) {
+            // No round got through: the envelope's last answer is the batch's error.
+            return Err(if outcome.status().is_success() {
+                Error::new(ErrorKind::Provider, "a part of the batch got no answer")
+            } else {
+                classify(&outcome, "a Calendar batch request")
+            });
         }
-        Ok(answers)
+        Ok(done
+            .iter()
+            .filter_map(|(answer, _)| answer.clone())
+            .collect())
     }
+}
+
+/// A part's last answer, and whether it is to be sent (again).
+type PartState = (Option<BatchAnswer>, bool);
+
+fn poisoned() -> Error {
+    Error::new(ErrorKind::Provider, "the batch bookkeeping was poisoned")
 }
 
 /// A JSON object from a body.

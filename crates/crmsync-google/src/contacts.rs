@@ -1019,6 +1019,14 @@ impl GoogleContacts {
         // Not retried blindly: a lost answer is recovered through the link keys.
         let answer = match self.client.json(call, "creating contacts in a batch").await {
             Ok(v) => v,
+            // Throttled or down until the client's policy gave up: creating one by one
+            // would only be a second round of retries.
+            Err(e) if e.is_retryable() => {
+                for &i in &positions {
+                    out[i] = Some(Err(e.clone()));
+                }
+                return out;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "batchCreateContacts failed; creating one by one");
                 return out;
@@ -1108,6 +1116,8 @@ impl GoogleContacts {
             match Call::post(self.url("people:batchUpdateContacts")).json(&body) {
                 Ok(call) => match self.client.json(call, "updating contacts in a batch").await {
                     Ok(answer) => return self.update_results(&answer, chunk).await,
+                    // Already retried by the client's policy: not again one by one.
+                    Err(e) if e.is_retryable() => return vec![Err(e); chunk.len()],
                     Err(e) => {
                         tracing::debug!(error = %e, "batchUpdateContacts failed; updating one by one");
                     }
@@ -1191,6 +1201,13 @@ impl GoogleContacts {
                             seen.remove(id);
                             photos.remove(id);
                             out.push((*i, Ok(())));
+                        }
+                        continue;
+                    }
+                    // Already retried by the client's policy: not again one by one.
+                    Err(e) if e.is_retryable() => {
+                        for (i, _) in chunk {
+                            out.push((*i, Err(e.clone())));
                         }
                         continue;
                     }

@@ -1,17 +1,20 @@
-//! The HTTP client: a transport ([`HttpService`]) behind retries and per-account limits.
+//! The HTTP client: a transport ([`HttpService`]) behind retries, the `Retry-After` gate
+//! and per-account limits.
 
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use crmsync_core::{AccessToken, AccountId, Error, ErrorKind, Result};
 use http::Method;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::limit::AccountLimiter;
-use crate::retry::RetryPolicy;
+use crate::limit::{AccountLimiter, GateKey, RetryAfterGate};
+use crate::retry::{RetryDecision, RetryPolicy, classify_response};
 
 /// A request as a transport sees it: fully buffered.
 pub type HttpRequest = http::Request<Vec<u8>>;
@@ -243,6 +246,7 @@ pub struct ApiRequest {
     body: Vec<u8>,
     idempotent: Option<bool>,
     account: Option<AccountId>,
+    api: Option<String>,
     timeout: Option<Duration>,
 }
 
@@ -255,6 +259,7 @@ impl fmt::Debug for ApiRequest {
             .field("body_len", &self.body.len())
             .field("idempotent", &self.is_idempotent())
             .field("account", &self.account)
+            .field("api", &self.api)
             .finish()
     }
 }
@@ -279,6 +284,7 @@ impl ApiRequest {
             body: Vec::new(),
             idempotent: None,
             account: None,
+            api: None,
             timeout: None,
         }
     }
@@ -411,6 +417,31 @@ impl ApiRequest {
         self
     }
 
+    /// The API the request belongs to, for the `Retry-After` gate: a throttled answer bars
+    /// the account's requests to the same API (see [`RetryAfterGate`]). By default the
+    /// URL's host and port; name it when one host serves several APIs with their own
+    /// quotas (Google's Calendar and People).
+    #[must_use]
+    pub fn api(mut self, api: impl Into<String>) -> Self {
+        self.api = Some(api.into());
+        self
+    }
+
+    /// What the `Retry-After` gate bars for this request: its account on its API; `None`
+    /// for a request made for no account (sign-in, token endpoints).
+    pub fn gate_key(&self) -> Option<GateKey> {
+        let account = self.account.clone()?;
+        let api = match &self.api {
+            Some(api) => api.clone(),
+            None => match (self.url.host_str(), self.url.port()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (Some(host), None) => host.to_owned(),
+                (None, _) => String::new(),
+            },
+        };
+        Some(GateKey::new(account, api))
+    }
+
     /// The time one attempt may take, instead of the client's default.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -457,6 +488,7 @@ struct Inner {
     service: Arc<dyn HttpService>,
     retry: RetryPolicy,
     limiter: Option<AccountLimiter>,
+    gate: RetryAfterGate,
     timeout: Duration,
 }
 
@@ -466,6 +498,7 @@ pub struct HttpClientBuilder {
     service: Option<Arc<dyn HttpService>>,
     retry: Option<RetryPolicy>,
     limiter: Option<AccountLimiter>,
+    gate: Option<RetryAfterGate>,
     timeout: Option<Duration>,
     user_agent: Option<String>,
 }
@@ -491,6 +524,14 @@ impl HttpClientBuilder {
     #[must_use]
     pub fn limiter(mut self, limiter: AccountLimiter) -> Self {
         self.limiter = Some(limiter);
+        self
+    }
+
+    /// The `Retry-After` bars to honour and set; a gate of the client's own by default.
+    /// Give clients built apart the same gate when they send for the same accounts.
+    #[must_use]
+    pub fn retry_after_gate(mut self, gate: RetryAfterGate) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -536,6 +577,7 @@ impl HttpClientBuilder {
                 service,
                 retry: self.retry.unwrap_or_default(),
                 limiter: self.limiter,
+                gate: self.gate.unwrap_or_default(),
                 timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
             }),
         })
@@ -555,6 +597,7 @@ impl HttpClient {
                 service,
                 retry: RetryPolicy::default(),
                 limiter: None,
+                gate: RetryAfterGate::default(),
                 timeout: DEFAULT_TIMEOUT,
             }),
         }
@@ -580,8 +623,13 @@ impl HttpClient {
         self.inner.limiter.as_ref()
     }
 
+    /// The `Retry-After` bars this client honours and sets.
+    pub fn retry_after_gate(&self) -> &RetryAfterGate {
+        &self.inner.gate
+    }
+
     /// This client with another retry policy (a test's sleeper, say), over the same
-    /// transport, limits and timeout.
+    /// transport, limits, `Retry-After` gate and timeout.
     #[must_use]
     pub fn with_retry_policy(&self, retry: RetryPolicy) -> HttpClient {
         HttpClient {
@@ -589,13 +637,14 @@ impl HttpClient {
                 service: self.inner.service.clone(),
                 retry,
                 limiter: self.inner.limiter.clone(),
+                gate: self.inner.gate.clone(),
                 timeout: self.inner.timeout,
             }),
         }
     }
 
-    /// This client with other per-account limits, over the same transport, retry policy
-    /// and timeout. The limits are shared with every client holding them.
+    /// This client with other per-account limits, over the same transport, retry policy,
+    /// `Retry-After` gate and timeout. The limits are shared with every client holding them.
     #[must_use]
     pub fn with_limiter(&self, limiter: AccountLimiter) -> HttpClient {
         HttpClient {
@@ -603,49 +652,155 @@ impl HttpClient {
                 service: self.inner.service.clone(),
                 retry: self.inner.retry.clone(),
                 limiter: Some(limiter),
+                gate: self.inner.gate.clone(),
                 timeout: self.inner.timeout,
             }),
         }
     }
 
     /// Sends `request`, retrying under the client's [`RetryPolicy`] (see
-    /// [`crate::retry`] for which failures are retried), each attempt taking a slot of
-    /// the account's limits. Returns the final response whatever its status — a 404, or
-    /// a 429 once retries are exhausted — for the provider to classify.
+    /// [`crate::retry`] for which failures are retried). Each attempt first waits for the
+    /// account's `Retry-After` bar on the request's API ([`RetryAfterGate`]), then for a
+    /// slot of the account's limits. Returns the final response whatever its status — a
+    /// 404, or a 429 once retries are exhausted — for the provider to classify.
     ///
     /// # Errors
     /// [`ErrorKind::Transport`] when the last attempt got no response;
-    /// [`ErrorKind::InvalidInput`] when the request cannot be built.
+    /// [`ErrorKind::InvalidInput`] when the request cannot be built;
+    /// [`ErrorKind::RateLimited`] without sending when the account is barred for longer
+    /// than the policy waits ([`RetryPolicy::with_max_retry_after`]).
     pub async fn send(&self, request: ApiRequest) -> Result<HttpResponse> {
-        let timeout = request.timeout.unwrap_or(self.inner.timeout);
         let request = Arc::new(request);
+        let described = request.clone();
+        self.retrying(&described, move |attempt| {
+            let request = request.clone();
+            async move { attempt.send(&request).await }
+        })
+        .await
+    }
+
+    /// Runs a call made of one or more requests per attempt (a batch whose throttled
+    /// parts are sent again, a request re-sent once after a token refresh) under the
+    /// client's one [`RetryPolicy`]: `attempt` sends through the [`Attempt`] it is given
+    /// (once each: gate, limits, no retry) and returns the outcome the policy classifies —
+    /// a response it received, or one it made up to stand for the round (a 429 with the
+    /// longest `Retry-After` its throttled parts asked for). `request` describes the call
+    /// to the policy: whether it is idempotent, and the account and API a `Retry-After`
+    /// of the outcome bars.
+    ///
+    /// # Errors
+    /// As [`HttpClient::send`]; an `Err` of `attempt` ends the call at once (never retried).
+    pub async fn retrying<F, Fut>(
+        &self,
+        request: &ApiRequest,
+        mut attempt: F,
+    ) -> Result<HttpResponse>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<std::result::Result<HttpResponse, TransportError>>>,
+    {
+        let served: Arc<Mutex<Option<DateTime<Utc>>>> = Arc::default();
+        let key = request.gate_key();
+        let idempotent = request.is_idempotent();
         // Each attempt's future owns what it uses (no borrowing closure held across an
         // await), so the future of `send` is `Send` and provider stores can await it.
-        let attempt = || {
-            let inner = self.inner.clone();
-            let request = request.clone();
+        let run = || {
+            let handle = Attempt {
+                client: self.clone(),
+                served: served.clone(),
+            };
+            let outcome = attempt(handle.clone());
+            let key = key.clone();
             async move {
-                let _permit = match (inner.limiter.as_ref(), request.account()) {
-                    (Some(limiter), Some(account)) => Some(limiter.acquire(account).await),
-                    _ => None,
-                };
-                let http = request.to_http()?;
-                tracing::debug!(
-                    method = %request.method,
-                    url = %redacted_url(&request.url),
-                    "http request"
-                );
-                let result = inner.service.call(http, timeout).await;
-                match &result {
-                    Ok(response) => {
-                        tracing::debug!(status = response.status().as_u16(), "http response")
-                    }
-                    Err(e) => tracing::debug!(error = %e, "http transport error"),
+                let outcome = outcome.await?;
+                if let (Some(key), Ok(response)) = (&key, &outcome) {
+                    handle.note_answer(key, response, idempotent);
                 }
-                Ok(result)
+                Ok(outcome)
             }
         };
-        self.inner.retry.run(&request, attempt).await
+        self.inner.retry.run(request, run).await
+    }
+}
+
+/// One attempt of a call run by [`HttpClient::retrying`]: sends requests once each,
+/// through the account's `Retry-After` gate and limits.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    client: HttpClient,
+    /// The latest bar this call waited out through the policy's own sleep.
+    served: Arc<Mutex<Option<DateTime<Utc>>>>,
+}
+
+impl Attempt {
+    /// Sends `request` once: waits for its account's `Retry-After` bar on its API, takes a
+    /// slot of the account's limits, sends, and bars the account when the answer asks
+    /// for a wait. No retry: the policy running the attempt decides that.
+    ///
+    /// # Errors
+    /// The outer `Err` when the request cannot be built or the account is barred for
+    /// longer than the policy waits (nothing sent); `Ok(Err(_))` when no response came.
+    pub async fn send(
+        &self,
+        request: &ApiRequest,
+    ) -> Result<std::result::Result<HttpResponse, TransportError>> {
+        let inner = &self.client.inner;
+        let timeout = request.timeout.unwrap_or(inner.timeout);
+        let key = request.gate_key();
+        let _permit = match (inner.limiter.as_ref(), request.account()) {
+            (Some(limiter), Some(account)) => Some(limiter.acquire(account).await),
+            _ => None,
+        };
+        if let Some(key) = &key {
+            let served = *self.served.lock().unwrap_or_else(|e| e.into_inner());
+            let policy = &inner.retry;
+            inner
+                .gate
+                .pass(
+                    key,
+                    served,
+                    policy.clock().as_ref(),
+                    policy.sleeper().as_ref(),
+                    policy.max_retry_after(),
+                )
+                .await?;
+        }
+        let http = request.to_http()?;
+        tracing::debug!(
+            method = %request.method,
+            url = %redacted_url(&request.url),
+            "http request"
+        );
+        let result = inner.service.call(http, timeout).await;
+        match &result {
+            Ok(response) => {
+                tracing::debug!(status = response.status().as_u16(), "http response");
+                if let Some(key) = &key {
+                    self.note_answer(key, response, request.is_idempotent());
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "http transport error"),
+        }
+        Ok(result)
+    }
+
+    /// Bars `key` for the `Retry-After` of a throttled answer; the policy sleeps that
+    /// wait before this call's next attempt, so the call itself does not wait it twice.
+    fn note_answer(&self, key: &GateKey, response: &HttpResponse, idempotent: bool) {
+        let policy = &self.client.inner.retry;
+        let now = policy.clock().now();
+        if let RetryDecision::Retry {
+            retry_after: Some(wait),
+        } = classify_response(response, idempotent, now)
+            && !wait.is_zero()
+        {
+            let until = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+            self.client.inner.gate.bar(key, until);
+            let mut served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            if served.is_none_or(|s| s < until) {
+                *served = Some(until);
+            }
+        }
     }
 }
 

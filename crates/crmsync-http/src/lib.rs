@@ -12,6 +12,11 @@
 //!   429, 503, Google's 403 rate limits always; 5xx and timeouts only for **idempotent**
 //!   requests; never 400/404/409/412) and taking a slot of the account's **limits**
 //!   ([`AccountLimiter`]: a rate and a number of requests in flight per account).
+//! - The **`Retry-After` gate** ([`RetryAfterGate`]): a throttled answer asking for N
+//!   seconds bars the account's requests to that API (from every call) for N seconds.
+//! - A call of several requests (a batch whose throttled parts are sent again) runs under
+//!   the same policy with [`HttpClient::retrying`], each request sent once through an
+//!   [`Attempt`]: one policy decides the retries of every call (see [`retry`]).
 //! - Every wait (backoff, `Retry-After`, rate limits, the sign-in timeout) goes through an
 //!   injected [`Sleeper`](crmsync_core::Sleeper), and every "now" through a
 //!   [`Clock`](crmsync_core::Clock), so tests record delays instead of waiting.
@@ -81,10 +86,10 @@ pub mod testing;
 mod tokens;
 
 pub use client::{
-    ApiRequest, BaseUrl, DEFAULT_TIMEOUT, HttpClient, HttpClientBuilder, HttpRequest, HttpResponse,
-    HttpService, TransportError, TransportErrorKind, parse_json,
+    ApiRequest, Attempt, BaseUrl, DEFAULT_TIMEOUT, HttpClient, HttpClientBuilder, HttpRequest,
+    HttpResponse, HttpService, TransportError, TransportErrorKind, parse_json,
 };
-pub use limit::{AccountLimiter, AccountPermit, RateLimit};
+pub use limit::{AccountLimiter, AccountPermit, GateKey, RateLimit, RetryAfterGate};
 pub use loopback::LoopbackListener;
 pub use oauth::{
     AuthorizationCode, ClientSecret, CsrfState, OAuthClient, OAuthConfig, PendingAuthorization,

@@ -1,4 +1,4 @@
-//! Per-account rate and concurrency limits.
+//! Per-account rate and concurrency limits, and the `Retry-After` gate.
 //!
 //! Providers limit each user (mailbox) separately: Graph allows 10,000 requests per 10
 //! minutes and 4 concurrent requests per app and mailbox; Google Calendar 600 requests per
@@ -6,6 +6,10 @@
 //! algorithm of a token bucket, on the injected [`Clock`]: waits go through the injected
 //! [`Sleeper`], so tests never sleep) and a concurrency limit (a
 //! [`tokio::sync::Semaphore`]).
+//!
+//! A [`RetryAfterGate`] keeps, per account and API, the time before which no request may
+//! go out: a 429 or 503 with `Retry-After: N` on any call bars every call of that account
+//! on that API for N seconds, not only the call that was refused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,6 +152,118 @@ impl AccountLimiter {
         let allowed_at = due - tolerance;
         *next_at = Some(due + interval);
         (allowed_at - now).to_std().unwrap_or(Duration::ZERO)
+    }
+}
+
+/// What a [`RetryAfterGate`] bars: one account on one API (`"calendar"`, `"people"`, a
+/// host such as `graph.microsoft.com`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GateKey {
+    account: AccountId,
+    api: String,
+}
+
+impl GateKey {
+    /// The key of `account` on `api`.
+    pub fn new(account: AccountId, api: impl Into<String>) -> Self {
+        GateKey {
+            account,
+            api: api.into(),
+        }
+    }
+}
+
+/// The `Retry-After` bars of every account and API: after a throttled answer asking to
+/// wait N, no request of that account to that API passes before N has gone by, whichever
+/// call it belongs to. Cheap to clone: clones share the bars (an [`HttpClient`] and the
+/// clients derived from it share one).
+///
+/// Waits are measured on the [`Clock`] and slept on the [`Sleeper`] given to
+/// [`RetryAfterGate::pass`]: the retry policy's, so tests record them.
+///
+/// [`HttpClient`]: crate::HttpClient
+#[derive(Debug, Clone, Default)]
+pub struct RetryAfterGate {
+    bars: Arc<Mutex<HashMap<GateKey, DateTime<Utc>>>>,
+}
+
+impl RetryAfterGate {
+    /// A gate with no bar.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bars `key` until `until` (a later bar already set stays).
+    pub fn bar(&self, key: &GateKey, until: DateTime<Utc>) {
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        let bar = bars.entry(key.clone()).or_insert(until);
+        if *bar < until {
+            *bar = until;
+        }
+    }
+
+    /// The time before which `key` is barred, if a bar was ever set.
+    pub fn barred_until(&self, key: &GateKey) -> Option<DateTime<Utc>> {
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    /// Waits until `key` is no longer barred.
+    ///
+    /// `served` is the bar the caller already waited out on its own (the retry policy
+    /// slept the `Retry-After` of the answer that set it): a bar no later than that costs
+    /// no second wait. A bar raised while waiting is waited for too.
+    ///
+    /// # Errors
+    /// [`ErrorKind::RateLimited`](crmsync_core::ErrorKind::RateLimited), with the wait
+    /// left, when the bar is further away than `max_wait`: nothing is sent, and whoever
+    /// schedules the next run learns when to come back.
+    pub async fn pass(
+        &self,
+        key: &GateKey,
+        served: Option<DateTime<Utc>>,
+        clock: &dyn Clock,
+        sleeper: &dyn Sleeper,
+        max_wait: Duration,
+    ) -> crmsync_core::Result<()> {
+        let mut waited_for = served;
+        loop {
+            let Some(until) = self.barred_until(key) else {
+                return Ok(());
+            };
+            let now = clock.now();
+            if until <= now || waited_for.is_some_and(|w| until <= w) {
+                return Ok(());
+            }
+            let left = (until - now).to_std().unwrap_or(Duration::ZERO);
+            if left > max_wait {
+                return Err(crmsync_core::Error::new(
+                    crmsync_core::ErrorKind::RateLimited {
+                        retry_after: Some(left),
+                    },
+                    format!(
+                        "the provider asked to wait {} s before the next request of this \
+                         account; not sending it",
+                        left.as_secs()
+                    ),
+                ));
+            }
+            // What was already waited for is not waited again, whatever the clock says
+            // (a recording sleeper does not move the system clock).
+            let from = waited_for.map_or(now, |w| w.max(now));
+            let wait = (until - from).to_std().unwrap_or(Duration::ZERO);
+            tracing::debug!(
+                account = key.account.as_str(),
+                api = key.api.as_str(),
+                wait_ms = wait.as_millis() as u64,
+                "waiting for the Retry-After of an earlier answer"
+            );
+            sleeper.sleep(wait).await;
+            waited_for = Some(until);
+        }
     }
 }
 

@@ -1,4 +1,31 @@
-//! Retries, written once: which failures are retried, and how long to wait.
+//! Retries, written once: which layer retries, which failures, and how long to wait.
+//!
+//! # Who retries
+//!
+//! Exactly one policy decides the retries of any call, and it waits for real by default.
+//!
+//! | call | retried by | waits through |
+//! |---|---|---|
+//! | any HTTP request of a provider (Google, Microsoft), token refresh excepted | this module: [`HttpClient::send`], under the client's [`RetryPolicy`] | the policy's [`Sleeper`]: [`TokioSleeper`] by default |
+//! | a Calendar HTTP batch, a Graph `$batch` | the same policy, once for the batch: [`HttpClient::retrying`] re-sends only the parts answered 429/503 (or 5xx when the part is idempotent); parts still throttled when it gives up keep that answer, and the store reports them, never sending them again on its own | the same sleeper; the longest `Retry-After` of the parts |
+//! | a token refresh, a token exchange | nobody: one attempt; a failure fails the call, and the next run refreshes again | — |
+//! | a call of a store whose [`Capabilities::retries_itself`] is `false` (the CRM's store, the memory stores) | the engine (`Syncer`): up to `SyncOptions::max_retries` more attempts of a retryable error, waiting its `Retry-After` or an exponential backoff | the syncer's sleeper: [`ThreadSleeper`](crmsync_core::ThreadSleeper) by default |
+//! | a call of the Google and Microsoft stores (`retries_itself: true`) | never the engine: the store's HTTP client already did | — |
+//!
+//! A provider store never loops around its client, and a batch never re-sends, part by
+//! part, what the client already retried or gave up on.
+//!
+//! # The `Retry-After` gate
+//!
+//! After a 429 or 503 (or a Google 403 rate limit) asking for `Retry-After: N`, the
+//! client bars the request's account on the request's API ([`ApiRequest::api`]) for N
+//! seconds ([`RetryAfterGate`]): every request of that account to that API, from any call
+//! of any clone of the client (concurrent calls and later calls included), waits at the
+//! gate before it is sent. The refused call itself waits through the policy and is not
+//! held a second time for its own bar. A bar longer than
+//! [`RetryPolicy::with_max_retry_after`] is not waited for: the call fails at once with
+//! [`ErrorKind::RateLimited`](crmsync_core::ErrorKind::RateLimited) and the wait left,
+//! sending nothing.
 //!
 //! # What is retried
 //!
@@ -9,7 +36,7 @@
 //! | 403 with Google's `rateLimitExceeded` / `userRateLimitExceeded` (legacy `errors[].reason`), `RESOURCE_EXHAUSTED` (`error.status`) or `RATE_LIMIT_EXCEEDED` (`error.details[].reason`) | every request |
 //! | 408, 500, 502, 504 and other 5xx but 501 and 505 | idempotent requests only: the server may have acted before failing |
 //! | timeout, connection failure, broken connection | idempotent requests only |
-//! | anything else: 400, 401, 403 (other reasons, incl. `quotaExceeded`), 404, 409, 410, 412, … | never: they need a fresh read, a fix or a new sign-in, not the same request again |
+//! | anything else: 400, 401, 403 (other reasons, incl. `quotaExceeded`), 404, 409, 410, 412, a body that breaks the protocol, … | never: they need a fresh read, a fix or a new sign-in, not the same request again |
 //!
 //! A request is idempotent when [`ApiRequest::is_idempotent`] says so: `GET`, `HEAD`,
 //! `OPTIONS`, `PUT` and `DELETE` are; `POST` and `PATCH` (even with `If-Match`) are not
@@ -27,6 +54,11 @@
 //! through the policy's [`Sleeper`], so tests record delays instead of waiting.
 //!
 //! [`ApiRequest::is_idempotent`]: crate::ApiRequest::is_idempotent
+//! [`ApiRequest::api`]: crate::ApiRequest::api
+//! [`HttpClient::send`]: crate::HttpClient::send
+//! [`HttpClient::retrying`]: crate::HttpClient::retrying
+//! [`RetryAfterGate`]: crate::RetryAfterGate
+//! [`Capabilities::retries_itself`]: crmsync_core::Capabilities::retries_itself
 
 use std::fmt;
 use std::future::Future;
@@ -93,6 +125,23 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
     }
     let date: DateTime<Utc> = httpdate::parse_http_date(value).ok()?.into();
     Some((date - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// What one round of a batch looks like to the retry policy: 200 when no part is to be
+/// sent again (`None`), else a 429 carrying the longest `Retry-After` the parts to send
+/// again asked for (`Some(None)`: none asked, the policy backs off).
+pub fn round_outcome(again: Option<Option<Duration>>) -> HttpResponse {
+    let mut builder = http::Response::builder();
+    match again {
+        None => builder = builder.status(StatusCode::OK),
+        Some(wait) => {
+            builder = builder.status(StatusCode::TOO_MANY_REQUESTS);
+            if let Some(wait) = wait {
+                builder = builder.header(RETRY_AFTER, wait.as_secs().to_string());
+            }
+        }
+    }
+    builder.body(Vec::new()).unwrap_or_default()
 }
 
 /// Whether a body is a Google rate-limit error: legacy `error.errors[].reason` of
@@ -247,6 +296,21 @@ impl RetryPolicy {
     /// Attempts in all.
     pub fn max_attempts(&self) -> usize {
         self.max_attempts
+    }
+
+    /// The longest `Retry-After` waited for.
+    pub fn max_retry_after(&self) -> Duration {
+        self.max_retry_after
+    }
+
+    /// Where waits happen.
+    pub fn sleeper(&self) -> &Arc<dyn Sleeper> {
+        &self.sleeper
+    }
+
+    /// The clock `Retry-After` bars and HTTP dates are read against.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     fn backoff(&self) -> JitteredBuilder {
@@ -426,6 +490,20 @@ mod tests {
         for s in [400, 401, 403, 404, 409, 410, 412, 501] {
             assert!(!retry(s, true) && !retry(s, false), "{s}");
         }
+    }
+
+    #[test]
+    fn a_round_with_parts_to_send_again_looks_like_a_429_with_the_longest_wait() {
+        let r = round_outcome(Some(Some(Duration::from_secs(9))));
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()["retry-after"], "9");
+        assert!(
+            round_outcome(Some(None))
+                .headers()
+                .get(RETRY_AFTER)
+                .is_none()
+        );
+        assert_eq!(round_outcome(None).status(), StatusCode::OK);
     }
 
     #[test]

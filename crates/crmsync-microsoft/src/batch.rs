@@ -3,22 +3,24 @@
 //!
 //! Members Graph throttled (an inner 429 or 503, with its own `Retry-After`) were not
 //! processed: they alone are sent again, in a smaller batch, after the longest wait they
-//! asked for. Whether and how long to wait is the shared [`RetryPolicy`](crmsync_http::RetryPolicy)'s
-//! decision (attempts, the longest `Retry-After` honoured, the total waited), and the wait
-//! goes through its sleeper, so tests record it instead of waiting.
+//! asked for. The whole call — the envelope and its rounds — runs under the HTTP client's
+//! one [`RetryPolicy`](crmsync_http::RetryPolicy) ([`HttpClient::retrying`](crmsync_http::HttpClient::retrying)):
+//! one attempt is one envelope sent once, so a throttled envelope and throttled members
+//! share the same bound of attempts; the wait goes through its sleeper, and a member's
+//! `Retry-After` bars the mailbox for every other call too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crmsync_core::{Error, ErrorKind, Result};
-use crmsync_http::{ApiRequest, HttpResponse};
-use http::StatusCode;
+use crmsync_http::ApiRequest;
+use crmsync_http::retry::{RetryDecision, classify_response, round_outcome};
 use serde_json::{Map, Value, json};
 use url::Url;
 
 use crate::client::{MicrosoftClient, prefer_header};
-use crate::error::classify_parts;
+use crate::error::{classify, classify_parts};
 
 /// The most requests one `$batch` holds (MS-GEN-1).
 pub const MAX_BATCH: usize = 20;
@@ -46,8 +48,21 @@ pub(crate) struct BatchAnswer {
 }
 
 impl BatchAnswer {
-    fn throttled(&self) -> bool {
-        self.status == 429 || self.status == 503
+    /// Whether the policy retries this member, and the wait it asked for: the table of
+    /// [`crmsync_http::retry`] applied to the member as to a request of its own.
+    fn retry(&self, method: &str, now: chrono::DateTime<chrono::Utc>) -> RetryDecision {
+        let mut builder = http::Response::builder().status(self.status);
+        if let Some(wait) = self.headers.get("retry-after") {
+            builder = builder.header("retry-after", wait.as_str());
+        }
+        let body = serde_json::to_vec(&self.body).unwrap_or_default();
+        match builder.body(body) {
+            Ok(response) => {
+                let idempotent = matches!(method, "GET" | "PUT" | "DELETE");
+                classify_response(&response, idempotent, now)
+            }
+            Err(_) => RetryDecision::DoNotRetry,
+        }
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -147,27 +162,15 @@ fn parse_answers(body: &Value) -> Result<HashMap<usize, BatchAnswer>> {
     Ok(out)
 }
 
-/// The outcome of one round, as the retry policy sees it: 200 when no member was
-/// throttled, else 429 with the longest wait the throttled members asked for.
-fn round_outcome(throttled_wait: Option<Option<Duration>>) -> HttpResponse {
-    let mut builder = http::Response::builder();
-    match throttled_wait {
-        None => builder = builder.status(StatusCode::OK),
-        Some(wait) => {
-            builder = builder.status(StatusCode::TOO_MANY_REQUESTS);
-            if let Some(wait) = wait {
-                builder = builder.header("Retry-After", wait.as_secs().to_string());
-            }
-        }
-    }
-    builder.body(Vec::new()).unwrap_or_default()
-}
+/// A member's last answer, and whether it is to be sent (again).
+type Member = (Option<BatchAnswer>, bool);
 
 impl MicrosoftClient {
     /// Sends `requests` (at most [`MAX_BATCH`]) as one `$batch` and returns one answer
     /// per request, in the requests' order. Throttled members are sent again as the
-    /// client's retry policy decides; a member still throttled when it gives up keeps its
-    /// 429 answer.
+    /// client's retry policy decides, within the same bound of attempts as the envelope;
+    /// a member still throttled when it gives up keeps its 429 answer (the caller reports
+    /// it and never sends it again on its own).
     ///
     /// # Errors
     /// The envelope's errors (its own 4xx/5xx, transport, sign-in), for the whole batch;
@@ -181,58 +184,73 @@ impl MicrosoftClient {
         }
         let n = requests.len();
         let requests = Arc::new(requests);
-        let answers: Arc<Mutex<Vec<Option<BatchAnswer>>>> = Arc::new(Mutex::new(vec![None; n]));
+        let answers: Arc<Mutex<Vec<Member>>> = Arc::new(Mutex::new(vec![(None, true); n]));
         let url = self.url(["$batch"]);
-        let envelope = ApiRequest::post(url.clone());
-        let policy = self.http().retry_policy().clone();
-        let attempt = || {
-            let client = self.clone();
-            let requests = requests.clone();
-            let answers = answers.clone();
-            let url = url.clone();
-            async move {
-                let todo: Vec<usize> = {
-                    let done = answers.lock().map_err(|_| poisoned())?;
-                    (0..requests.len())
-                        .filter(|&i| done[i].as_ref().is_none_or(BatchAnswer::throttled))
-                        .collect()
-                };
-                let members: Vec<Value> = todo
-                    .iter()
-                    .map(|&i| member_json(&client, i, &requests[i]))
-                    .collect();
-                let request = ApiRequest::post(url).json(&json!({ "requests": members }))?;
-                let response = client.send(request, &[], "sending a $batch").await?;
-                let parsed = parse_answers(&crmsync_http::parse_json(&response)?)?;
-                let mut done = answers.lock().map_err(|_| poisoned())?;
-                let mut throttled: Option<Option<Duration>> = None;
-                for i in todo {
-                    let Some(answer) = parsed.get(&i) else {
-                        return Err(Error::new(
-                            ErrorKind::Provider,
-                            format!("the $batch answer lacks request {i}"),
-                        ));
+        let call = ApiRequest::post(url.clone()).for_account(self.account().clone());
+        let clock = self.http().retry_policy().clock().clone();
+        let outcome = self
+            .http()
+            .retrying(&call, |attempt| {
+                let client = self.clone();
+                let requests = requests.clone();
+                let answers = answers.clone();
+                let url = url.clone();
+                let clock = clock.clone();
+                async move {
+                    let todo: Vec<usize> = {
+                        let done = answers.lock().map_err(|_| poisoned())?;
+                        (0..requests.len()).filter(|&i| done[i].1).collect()
                     };
-                    if answer.throttled() {
-                        let wait = answer.retry_after();
-                        throttled = Some(match throttled {
-                            None => wait,
-                            Some(before) => before.max(wait),
-                        });
+                    let members: Vec<Value> = todo
+                        .iter()
+                        .map(|&i| member_json(&client, i, &requests[i]))
+                        .collect();
+                    let request = ApiRequest::post(url).json(&json!({ "requests": members }))?;
+                    let response = match client.send_once(&attempt, request, &[]).await? {
+                        Ok(response) if response.status().is_success() => response,
+                        // The envelope's own failure: the policy classifies it.
+                        other => return Ok(other),
+                    };
+                    let parsed = parse_answers(&crmsync_http::parse_json(&response)?)?;
+                    let now = clock.now();
+                    let mut done = answers.lock().map_err(|_| poisoned())?;
+                    let mut throttled: Option<Option<Duration>> = None;
+                    for i in todo {
+                        let Some(answer) = parsed.get(&i) else {
+                            return Err(Error::new(
+                                ErrorKind::Provider,
+                                format!("the $batch answer lacks request {i}"),
+                            ));
+                        };
+                        let again = match answer.retry(requests[i].method, now) {
+                            RetryDecision::Retry { retry_after } => {
+                                throttled = Some(match throttled {
+                                    None => retry_after,
+                                    Some(before) => before.max(retry_after),
+                                });
+                                true
+                            }
+                            RetryDecision::DoNotRetry => false,
+                        };
+                        done[i] = (Some(answer.clone()), again);
                     }
-                    done[i] = Some(answer.clone());
+                    Ok(Ok(round_outcome(throttled)))
                 }
-                Ok(Ok(round_outcome(throttled)))
-            }
-        };
-        policy.run(&envelope, attempt).await?;
-        let done = answers.lock().map_err(|_| poisoned())?;
-        done.iter()
-            .map(|a| {
-                a.clone()
-                    .ok_or_else(|| Error::new(ErrorKind::Provider, "a $batch member got no answer"))
             })
-            .collect()
+            .await?;
+        let done = answers.lock().map_err(|_| poisoned())?;
+        if done.iter().any(|(answer, _)| answer.is_none()) {
+            // No round got through: the envelope's last answer is the batch's error.
+            return Err(if outcome.status().is_success() {
+                Error::new(ErrorKind::Provider, "a $batch member got no answer")
+            } else {
+                classify(&outcome, "sending a $batch")
+            });
+        }
+        Ok(done
+            .iter()
+            .filter_map(|(answer, _)| answer.clone())
+            .collect())
     }
 }
 
@@ -252,19 +270,20 @@ mod tests {
         ]});
         let answers = parse_answers(&body).unwrap();
         assert_eq!(answers[&0].retry_after(), Some(Duration::from_secs(7)));
-        assert!(answers[&0].throttled());
+        assert_eq!(
+            answers[&0].retry("PATCH", chrono::Utc::now()),
+            RetryDecision::Retry {
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert_eq!(
+            answers[&1].retry("PATCH", chrono::Utc::now()),
+            RetryDecision::DoNotRetry
+        );
         assert_eq!(
             answers[&1].error("updating an event").kind(),
             &ErrorKind::PreconditionFailed
         );
         assert!(parse_answers(&json!({"value": []})).is_err());
-    }
-
-    #[test]
-    fn a_round_with_throttled_members_looks_like_a_429_with_the_longest_wait() {
-        let r = round_outcome(Some(Some(Duration::from_secs(9))));
-        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(r.headers()["retry-after"], "9");
-        assert_eq!(round_outcome(None).status(), StatusCode::OK);
     }
 }

@@ -8,7 +8,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use crmsync_core::{AccountId, Result, SystemClock};
-use crmsync_http::{AccountLimiter, ApiRequest, HttpClient, HttpResponse, RateLimit, TokioSleeper};
+use crmsync_http::{
+    AccountLimiter, ApiRequest, Attempt, HttpClient, HttpResponse, RateLimit, TokioSleeper,
+    TransportError,
+};
 use http::StatusCode;
 use serde_json::Value;
 use url::Url;
@@ -134,6 +137,28 @@ impl MicrosoftClient {
         tracing::debug!("Graph answered 401: refreshing the access token once");
         let token = self.inner.auth.force_refresh(&self.inner.account).await?;
         self.inner.http.send(request.bearer(&token)?).await
+    }
+
+    /// One attempt of [`send_raw`](MicrosoftClient::send_raw) inside a call the HTTP
+    /// client's policy runs ([`HttpClient::retrying`]): sent once through `attempt`, and
+    /// once more after a token refresh on a 401. No retry here: the policy decides.
+    pub(crate) async fn send_once(
+        &self,
+        attempt: &Attempt,
+        request: ApiRequest,
+        prefer: &[&str],
+    ) -> Result<std::result::Result<HttpResponse, TransportError>> {
+        let request = request
+            .header("Prefer", &prefer_header(prefer))?
+            .for_account(self.inner.account.clone());
+        let token = self.inner.auth.access_token(&self.inner.account).await?;
+        let outcome = attempt.send(&request.clone().bearer(&token)?).await?;
+        if !matches!(&outcome, Ok(r) if r.status() == StatusCode::UNAUTHORIZED) {
+            return Ok(outcome);
+        }
+        tracing::debug!("Graph answered 401: refreshing the access token once");
+        let token = self.inner.auth.force_refresh(&self.inner.account).await?;
+        attempt.send(&request.bearer(&token)?).await
     }
 
     /// [`send_raw`](MicrosoftClient::send_raw), with an error status classified; `what`

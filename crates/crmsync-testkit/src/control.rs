@@ -515,6 +515,21 @@ impl GoogleFake {
         st.recorded.clear();
     }
 
+    /// Stamps every request from now on with `clock` (a test's manual clock, the one its
+    /// retry policy reads and its sleeper advances), and forgets the earlier stamps.
+    pub fn set_request_clock(
+        &self,
+        clock: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static,
+    ) {
+        self.shared.times.set_clock(std::sync::Arc::new(clock));
+    }
+
+    /// Every request received since [`GoogleFake::set_request_clock`] (or the start), with
+    /// when it arrived; a batch is one request.
+    pub fn timed_requests(&self) -> Vec<crate::TimedRequest> {
+        self.shared.times.all()
+    }
+
     /// Every HTTP request received, in order (URLs, headers, bodies) — for secret-leak checks.
     pub fn recorded_requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().recorded.clone()

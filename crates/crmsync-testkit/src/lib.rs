@@ -4,7 +4,8 @@
 //! [`GoogleFake::start`] binds an axum server to `127.0.0.1` on a random port. Its state (calendars,
 //! events, contacts, contact groups, OAuth clients and tokens) lives behind one mutex and is
 //! driven both over HTTP, as a provider would, and through the control API of [`GoogleFake`]
-//! (seeding, simulated edits by the user, fault injection, counters, recorded requests).
+//! (seeding, simulated edits by the user, fault injection, counters, recorded requests, and
+//! the time each request arrived on a clock the test chooses: [`GoogleFake::set_request_clock`]).
 //!
 //! The behaviour follows `reference/api-semantics.md` (sections 1-3) and the discovery documents;
 //! rule ids are cited in the code and the tests are named after them. The fake is meant to be **at
@@ -228,8 +229,82 @@ pub struct RecordedRequest {
     pub body: String,
 }
 
+/// A request as a fake received it, stamped on the clock the test gave
+/// ([`GoogleFake::set_request_clock`], [`GraphFake::set_request_clock`]): what tests of
+/// waits (`Retry-After`, rate limits) read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedRequest {
+    /// When the request arrived.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The HTTP method.
+    pub method: String,
+    /// The path and query, as sent (a batch is one request).
+    pub url: String,
+}
+
+/// The clock requests are stamped on.
+type RequestClock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
+
+/// When a fake received each request; shared by the Google and Graph fakes.
+#[derive(Clone, Default)]
+pub(crate) struct RequestTimes {
+    inner: Arc<Mutex<(Option<RequestClock>, Vec<TimedRequest>)>>,
+}
+
+impl std::fmt::Debug for RequestTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestTimes").finish_non_exhaustive()
+    }
+}
+
+impl RequestTimes {
+    fn lock(&self) -> MutexGuard<'_, (Option<RequestClock>, Vec<TimedRequest>)> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stamps a request as it arrives: on the test's clock, else the system's.
+    pub(crate) fn stamp(&self, method: &str, url: &str) {
+        let mut times = self.lock();
+        let at = times
+            .0
+            .as_ref()
+            .map_or_else(chrono::Utc::now, |clock| clock());
+        times.1.push(TimedRequest {
+            at,
+            method: method.to_owned(),
+            url: url.to_owned(),
+        });
+    }
+
+    fn set_clock(&self, clock: RequestClock) {
+        *self.lock() = (Some(clock), Vec::new());
+    }
+
+    fn all(&self) -> Vec<TimedRequest> {
+        self.lock().1.clone()
+    }
+}
+
+impl GraphFake {
+    /// Stamps every request from now on with `clock` (a test's manual clock, the one its
+    /// retry policy reads and its sleeper advances), and forgets the earlier stamps.
+    pub fn set_request_clock(
+        &self,
+        clock: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static,
+    ) {
+        self.shared.times.set_clock(Arc::new(clock));
+    }
+
+    /// Every request received since [`GraphFake::set_request_clock`] (or the start), with
+    /// when it arrived; a `$batch` is one request.
+    pub fn timed_requests(&self) -> Vec<TimedRequest> {
+        self.shared.times.all()
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
+    pub(crate) times: RequestTimes,
 }
 
 impl Shared {
@@ -287,6 +362,7 @@ impl GoogleFake {
         );
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
+            times: RequestTimes::default(),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -405,6 +481,7 @@ impl Drop for InFlight {
 }
 
 async fn process(shared: &Arc<Shared>, req: Req, target: &str) -> Resp {
+    shared.times.stamp(&req.method, target);
     let (endpoint, mutation_user) = {
         let mut st = shared.lock();
         st.recorded.push(RecordedRequest {

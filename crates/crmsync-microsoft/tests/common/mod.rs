@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use crmsync_core::{AccessToken, AccountId, RecordingSleeper, RefreshToken, TokenSet, TokenStore};
+use crmsync_core::{
+    AccessToken, AccountId, ManualClock, RecordingSleeper, RefreshToken, TokenSet, TokenStore,
+};
 use crmsync_http::{HttpClient, NoJitter, RetryPolicy};
 use crmsync_memory::MemoryTokenStore;
 use crmsync_microsoft::{MicrosoftAuth, MicrosoftClient, MicrosoftConfig, mailbox_limiter};
@@ -28,10 +30,14 @@ pub async fn setup() -> Setup {
         .unwrap()
         .with_authority_url(&fake.login_url())
         .unwrap();
-    let sleeper = Arc::new(RecordingSleeper::new());
+    // Waits are recorded, and move the clock the retry policy reads (and its
+    // `Retry-After` gate with it), as a real wait would.
+    let clock = ManualClock::new(Utc::now());
+    let sleeper = Arc::new(RecordingSleeper::advancing(clock.clone()));
     let http = HttpClient::builder()
         .retry(
             RetryPolicy::default()
+                .with_clock(Arc::new(clock))
                 .with_sleeper(sleeper.clone())
                 .with_jitter(Arc::new(NoJitter)),
         )

@@ -240,6 +240,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// `true` while requests may proceed; [`GraphFake::hold_requests`] closes it.
     pub(crate) gate: tokio::sync::watch::Sender<bool>,
+    /// Hook of the shared request stamps ([`GraphFake::set_request_clock`], in `lib.rs`).
+    pub(crate) times: crate::RequestTimes,
 }
 
 impl Shared {
@@ -306,6 +308,7 @@ impl GraphFake {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             gate,
+            times: crate::RequestTimes::default(),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -417,6 +420,7 @@ fn to_axum(resp: Resp) -> axum::response::Response {
 }
 
 async fn process(shared: &Arc<Shared>, req: Req, target: &str) -> Resp {
+    shared.times.stamp(&req.method, target);
     // Record, and count the request in flight for its mailbox (MS-GEN-2).
     let (user, throttled, latency) = {
         let mut st = shared.lock();
