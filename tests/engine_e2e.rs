@@ -20,9 +20,9 @@ use crmsync::memory::{
 use crmsync::sqlite::SqliteState;
 use crmsync::{
     AccountId, Capabilities, ChangePage, ChangesRequest, CollectionId, CollectionInfo, Contact,
-    DeferredReason, Error, Event, EventField, Field, ItemId, LinkKey, ManualClock, Name, Period,
-    Record, RecordStore, RecordingSleeper, RemovalReason, Result, Rgb, Side, Stored, SyncState,
-    Unreadable, Usage, Version, WriteOp, WriteOutcome,
+    DeferredReason, Error, ErrorKind, Event, EventField, Field, ItemId, LinkKey, ManualClock, Name,
+    Period, Record, RecordStore, RecordingSleeper, RemovalReason, Result, Rgb, Side, Stored,
+    SyncState, Unreadable, Usage, Version, WriteOp, WriteOutcome,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -724,7 +724,8 @@ async fn the_cap_syncs_the_nearest_first_and_defers_the_rest() {
     );
     assert_eq!(pair.provider_titles(), titles(&["d14", "d16", "d18"]));
 
-    // Same cap: nothing more, still reported.
+    // Same cap: nothing more, still reported, and the records left out cost no read
+    // (issue 10 item 9: each was read again one by one on every run).
     let report = with_cap(3).sync().await.unwrap();
     assert_eq!(report.provider.created, 0);
     assert_eq!(
@@ -732,9 +733,19 @@ async fn the_cap_syncs_the_nearest_first_and_defers_the_rest() {
         Some(2),
         "{report}"
     );
+    assert_eq!(report.crm.requests, 1, "the CRM's feed alone: {report}");
+    // Room for one: only one left-out record is read again, and it is created.
+    let report = with_cap(4).sync().await.unwrap();
+    assert_eq!(report.provider.created, 1, "{report}");
+    assert_eq!(report.crm.requests, 2, "the feed and one read: {report}");
+    assert_eq!(
+        report.limit.as_ref().map(|l| l.left_out),
+        Some(1),
+        "{report}"
+    );
     // Raised cap: the deferred records are created, though the CRM feed moved past them.
     let report = with_cap(10).sync().await.unwrap();
-    assert_eq!(report.provider.created, 2, "{report}");
+    assert_eq!(report.provider.created, 1, "{report}");
     assert!(report.limit.is_none());
     assert_eq!(
         pair.provider_titles(),
@@ -1759,4 +1770,180 @@ async fn a_linked_copy_under_a_new_id_keeps_the_pair() {
         "the CRM edit reached the renamed copy"
     );
     assert_no_duplicates(&pair);
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers that answer badly (issue 10 items 2 and 7)
+// ---------------------------------------------------------------------------------------
+
+/// A store that stores what it is sent but may answer a create with something we cannot
+/// read (as a server echoing a time without offset did), and whose link-key lookup may
+/// be refused (as a server answering the `$filter` with 400 did).
+#[derive(Debug, Clone)]
+struct AwkwardServer {
+    inner: MemoryStore<Event>,
+    unreadable_create_answers: Arc<Mutex<bool>>,
+    refuse_lookups: Arc<Mutex<bool>>,
+    creates_sent: Arc<Mutex<Vec<LinkKey>>>,
+}
+
+impl AwkwardServer {
+    fn new(inner: MemoryStore<Event>) -> Self {
+        AwkwardServer {
+            inner,
+            unreadable_create_answers: Arc::default(),
+            refuse_lookups: Arc::default(),
+            creates_sent: Arc::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl RecordStore<Event> for AwkwardServer {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn collections(&self) -> Result<Vec<CollectionInfo>> {
+        self.inner.collections().await
+    }
+    async fn changes(
+        &self,
+        collection: &CollectionId,
+        request: ChangesRequest,
+    ) -> Result<ChangePage<Event>> {
+        self.inner.changes(collection, request).await
+    }
+    async fn get(&self, collection: &CollectionId, id: &ItemId) -> Result<Option<Stored<Event>>> {
+        self.inner.get(collection, id).await
+    }
+    async fn create(
+        &self,
+        collection: &CollectionId,
+        record: &Event,
+        link_key: &LinkKey,
+    ) -> Result<Stored<Event>> {
+        self.creates_sent.lock().unwrap().push(link_key.clone());
+        let stored = self.inner.create(collection, record, link_key).await?;
+        if *self.unreadable_create_answers.lock().unwrap() {
+            return Err(Error::invalid_record(
+                Some("start"),
+                "dateTime \"2026-06-16T09:00:00\" has no UTC offset",
+            ));
+        }
+        Ok(stored)
+    }
+    async fn update(
+        &self,
+        collection: &CollectionId,
+        id: &ItemId,
+        expected: &Version,
+        record: &Event,
+        fields: &BTreeSet<EventField>,
+    ) -> Result<Stored<Event>> {
+        self.inner
+            .update(collection, id, expected, record, fields)
+            .await
+    }
+    async fn delete(
+        &self,
+        collection: &CollectionId,
+        id: &ItemId,
+        expected: &Version,
+    ) -> Result<()> {
+        self.inner.delete(collection, id, expected).await
+    }
+    async fn find_by_link_key(
+        &self,
+        collection: &CollectionId,
+        link_key: &LinkKey,
+    ) -> Result<Option<Stored<Event>>> {
+        if *self.refuse_lookups.lock().unwrap() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "400 ErrorInvalidUrlQueryFilter: the $filter is not supported",
+            ));
+        }
+        self.inner.find_by_link_key(collection, link_key).await
+    }
+}
+
+/// Item 2: a create the server stored but answered in a form we cannot read is "applied,
+/// answer lost": its intent stays, the next run finds the copy by its link key and links
+/// it. Before, the intent was cleared and every run created the event again.
+#[tokio::test]
+async fn a_create_whose_answer_cannot_be_read_is_linked_not_created_again() {
+    let pair = Pair::<Event>::new();
+    for (t, d) in [("a", 16), ("b", 17), ("c", 18)] {
+        pair.crm.seed(&pair.crm_col, event(t, d)).unwrap();
+    }
+    let server = AwkwardServer::new(pair.provider.clone());
+    *server.unreadable_create_answers.lock().unwrap() = true;
+    let state = MemoryState::new();
+    let syncer = || {
+        pair.syncer_over(
+            Arc::new(server.clone()),
+            Arc::new(state.clone()),
+            FieldPolicy::calendar_defaults(),
+        )
+    };
+    let report = syncer().sync().await.unwrap();
+    assert_eq!(report.errors.len(), 3, "{report}");
+    assert_eq!(pair.provider_all().len(), 3);
+    // The answers are still unreadable: the copies are found by link key, not re-created.
+    for _ in 0..3 {
+        let report = syncer().sync().await.unwrap();
+        assert_eq!(report.provider.created, 0, "{report}");
+        assert_eq!(pair.provider_all().len(), 3, "{report}");
+    }
+    assert_eq!(server.creates_sent.lock().unwrap().len(), 3);
+    assert!(state.intents(&syncer().key()).await.unwrap().is_empty());
+    assert_eq!(state.links(&syncer().key()).await.unwrap().len(), 3);
+    assert!(syncer().sync().await.unwrap().nothing_to_do());
+}
+
+/// Item 7: a link-key lookup refused for one record is that record's error: the run
+/// goes on (other records sync), the record is not created a second time while its
+/// intent is unresolved, and it is linked once lookups work again.
+#[tokio::test]
+async fn a_refused_link_key_lookup_is_one_records_error() {
+    let pair = Pair::<Event>::new();
+    pair.crm
+        .seed(&pair.crm_col, event("lost answer", 16))
+        .unwrap();
+    let server = AwkwardServer::new(pair.provider.clone());
+    *server.unreadable_create_answers.lock().unwrap() = true;
+    let state = MemoryState::new();
+    let syncer = || {
+        pair.syncer_over(
+            Arc::new(server.clone()),
+            Arc::new(state.clone()),
+            FieldPolicy::calendar_defaults(),
+        )
+    };
+    syncer().sync().await.unwrap();
+    *server.unreadable_create_answers.lock().unwrap() = false;
+    *server.refuse_lookups.lock().unwrap() = true;
+    pair.crm.seed(&pair.crm_col, event("new one", 17)).unwrap();
+    for _ in 0..2 {
+        let report = syncer()
+            .sync()
+            .await
+            .expect("a refused lookup never fails the run");
+        assert_eq!(report.errors.len(), 1, "{report}");
+        assert!(
+            report.errors[0]
+                .message
+                .contains("ErrorInvalidUrlQueryFilter"),
+            "{report}"
+        );
+    }
+    assert_eq!(pair.provider_titles(), titles(&["lost answer", "new one"]));
+    assert_eq!(server.creates_sent.lock().unwrap().len(), 2);
+    *server.refuse_lookups.lock().unwrap() = false;
+    let report = syncer().sync().await.unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.provider.created, 0, "{report}");
+    assert_eq!(state.links(&syncer().key()).await.unwrap().len(), 2);
+    assert_eq!(pair.provider_titles(), titles(&["lost answer", "new one"]));
+    assert!(syncer().sync().await.unwrap().nothing_to_do());
 }

@@ -1363,3 +1363,92 @@ fn regression_failed_recreate_keeps_the_deletion() {
     let outcome = run_case(&s, options(false));
     assert_eq!(outcome.result, Ok(()));
 }
+
+/// Seed 42 at 10,000 cases (issue 10): a colour edited twice on the CRM under `two_way`
+/// with 30% faults kept the first value.
+#[test]
+fn regression_colour_edited_twice_under_faults() {
+    use Op::*;
+    let crm = |day| Create {
+        side: Side::Crm,
+        day,
+    };
+    let edit = |pick, edit| Edit {
+        side: Side::Crm,
+        pick,
+        edit,
+    };
+    let s = Scenario {
+        preset: "two_way",
+        conflicts: ConflictStrategy::ProviderWins,
+        deletions: (DeletionMode::Propagate, DeletionMode::Propagate),
+        seeds: (0, 0),
+        fault_probability: 0.3,
+        ops: vec![
+            Sync,
+            crm(0),
+            Sync,
+            crm(0),
+            edit(0, EditKind::Title),
+            Sync,
+            crm(0),
+            edit(7948750159145526718, EditKind::Colour),
+            edit(0, EditKind::Title),
+            edit(0, EditKind::Title),
+            Sync,
+            edit(6786979634472552898, EditKind::Colour),
+            Sync,
+        ],
+    };
+    let outcome = run_case(&s, options(false));
+    assert_eq!(outcome.result, Ok(()));
+}
+
+/// Seed 2 at 10,000 cases (issue 10): the CRM edits `private`, a sync writes it to the
+/// provider and crashes before the state commit, the CRM edits it back; the final sync
+/// must keep the CRM's last value, not the provider's copy of the first.
+#[test]
+fn regression_field_changed_back_around_a_crash() {
+    use Op::*;
+    for conflicts in [
+        ConflictStrategy::ProviderWins,
+        ConflictStrategy::CrmWins,
+        ConflictStrategy::Newest,
+    ] {
+        let s = Scenario {
+            preset: "defaults",
+            conflicts,
+            deletions: (DeletionMode::Propagate, DeletionMode::Propagate),
+            seeds: (0, 0),
+            fault_probability: 0.0,
+            ops: vec![
+                Create {
+                    side: Side::Crm,
+                    day: 0,
+                },
+                Sync,
+                Create {
+                    side: Side::Crm,
+                    day: 0,
+                },
+                Create {
+                    side: Side::Provider,
+                    day: 0,
+                },
+                Edit {
+                    side: Side::Crm,
+                    pick: 0,
+                    edit: EditKind::Private,
+                },
+                Crash { commit: 1 },
+                Edit {
+                    side: Side::Crm,
+                    pick: 0,
+                    edit: EditKind::Private,
+                },
+            ],
+        };
+        let outcome = run_case(&s, options(false));
+        assert_eq!(outcome.result, Ok(()), "conflicts = {conflicts:?}");
+    }
+}

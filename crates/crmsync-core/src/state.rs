@@ -150,6 +150,9 @@ pub enum DeferredReason {
     },
     /// Its deletion awaits confirmation through the deletion gate.
     DeletionPending,
+    /// A new record left out because the collection's cap was reached: read again only
+    /// when the cap leaves room, so a run at the cap costs no read per left-out record.
+    CapReached,
 }
 
 /// An item the cursor moved past without syncing it: kept here so nothing is forgotten.

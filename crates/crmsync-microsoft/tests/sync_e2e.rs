@@ -585,15 +585,17 @@ async fn a_storm_of_429s_and_mailbox_concurrency_refusals_is_waited_out() {
         Fault::TooManyRequests {
             retry_after: Some(2),
         },
-        6,
+        2,
     );
     w.s.fake.inject(
         FaultTarget::Any,
         Fault::ApplicationThrottled {
             retry_after: Some(1),
         },
-        4,
+        2,
     );
+    // Four refusals in a row stay within the one retry policy's five attempts of a call
+    // (more would end the call: the policy, not a second loop, bounds the attempts).
     let report = w.sync().await;
     assert_eq!(report.provider.created, 30, "{report}");
     w.assert_mirrored(30);
@@ -736,15 +738,20 @@ async fn a_cut_short_page_is_a_typed_error_read_again() {
         cursor_page.to_string().contains("not the JSON expected"),
         "{cursor_page}"
     );
-    // In a run, the engine reads the page again: nothing is lost, nothing is doubled.
+    // In a run, a malformed page is a protocol violation: never sent again at once (one
+    // retry policy, which retries no permanent error), the run fails with the typed
+    // error and writes nothing; the next run reads the page again, nothing lost or doubled.
     w.s.fake.inject(
         FaultTarget::Endpoint(Endpoint::CalendarViewDelta),
         Fault::MalformedJson,
         1,
     );
+    let failed = w.syncer().sync().await.unwrap_err();
+    assert_eq!(failed.kind(), &ErrorKind::Provider, "{failed}");
+    w.crm_titled("Lunch with Carol");
     let report = w.sync().await;
     assert_eq!(report.crm.updated, 1, "{report}");
-    assert_eq!(report.provider.requests, 2, "{report}");
+    assert_eq!(report.provider.requests, 1, "{report}");
     w.crm_titled("Lunch, late");
     w.assert_mirrored(5);
 }
@@ -828,7 +835,6 @@ async fn after_a_failed_batch_a_lookup_ignoring_its_filter_still_gets_events_to_
 /// once the server answers again, the next run links the copy made before the crash
 /// instead of creating a second one.
 #[tokio::test]
-#[ignore = "needs the engine fix of issue 10 item 7"]
 async fn a_refused_link_key_lookup_is_one_records_error_then_relinked() {
     let w = World::new().await;
     w.crm.seed(&w.crm_col, meeting("Pending", 16)).unwrap();

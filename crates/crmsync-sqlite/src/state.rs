@@ -456,6 +456,7 @@ async fn apply(conn: &mut SqliteConnection, key: &StateKey, op: &StateOp) -> Res
                     ("failed", Some(error.clone()), Some(*retryable))
                 }
                 DeferredReason::DeletionPending => ("deletion_pending", None, None),
+                DeferredReason::CapReached => ("cap_reached", None, None),
             };
             bind_key(
                 sqlx::query(
@@ -607,6 +608,7 @@ impl SyncState for SqliteState {
             .map(|row| {
                 let reason = match get::<String>(row, "reason")?.as_str() {
                     "deletion_pending" => DeferredReason::DeletionPending,
+                    "cap_reached" => DeferredReason::CapReached,
                     "failed" => DeferredReason::Failed {
                         error: get::<Option<String>>(row, "error")?.unwrap_or_default(),
                         retryable: get::<Option<bool>>(row, "retryable")?.unwrap_or(false),

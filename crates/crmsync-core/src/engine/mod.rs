@@ -291,6 +291,8 @@ struct Declared<R: Record> {
     provider_cursor: Option<Cursor>,
     /// Sides whose listing gave no cursor: their stored cursor is dropped after the run.
     without_cursor: Vec<Side>,
+    /// Records left out by the cap in an earlier run and not read again in this one.
+    cap_held: usize,
     intents: Vec<Intent>,
     deferred: Vec<Deferred>,
     report: SyncReport,
@@ -605,6 +607,7 @@ impl<R: Record> Syncer<R> {
             crm_cursor,
             provider_cursor,
             without_cursor,
+            cap_held,
             intents,
             deferred,
             mut report,
@@ -614,6 +617,16 @@ impl<R: Record> Syncer<R> {
         self.progress(Phase::Planning, 0, None);
         let plan = plan::plan(&input);
         report.limit = plan.limit.clone();
+        if cap_held > 0
+            && let Some(cap) = self.options.guards.cap
+        {
+            let limit = report.limit.get_or_insert(LimitReport {
+                cap,
+                linked: linked_total,
+                left_out: 0,
+            });
+            limit.left_out += cap_held;
+        }
         if let Some(trip) = &plan.guard {
             report.guard = Some(trip.clone());
             report.crm.requests = requests.get(Side::Crm);
@@ -895,23 +908,42 @@ impl<R: Record> Syncer<R> {
             }
         }
 
-        // 2. Intents left by a crash between a create and its commit: find the copy by its
-        // link key, so it is linked rather than created again.
-        let intents = self.state.intents(&key).await?;
+        // 2. Intents left by a crash between a create and its commit (or by a create whose
+        // answer was lost): find the copy by its link key, so it is linked rather than
+        // created again. A lookup or read that fails is that record's error, never the
+        // run's: its intent stays and its source is held back from this run's plan, so no
+        // second create goes out while the first may exist (the next run looks again).
+        let mut intents = self.state.intents(&key).await?;
         let deferred = self.state.deferred(&key).await?;
+        let mut held: Vec<Intent> = Vec::new();
         for intent in &intents {
             let source_side = intent.target.opposite();
-            let target_listing = match intent.target {
-                Side::Crm => &mut crm,
-                Side::Provider => &mut provider,
-            };
-            let found = self
+            let found = match self
                 .retrying(intent.target, requests, || {
                     self.store(intent.target)
                         .find_by_link_key(self.collection(intent.target), &intent.link_key)
                 })
-                .await?;
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    report.errors.push(RecordError::new(
+                        source_side,
+                        Some(intent.source_id.to_string()),
+                        &e,
+                    ));
+                    held.push(intent.clone());
+                    continue;
+                }
+            };
+            // A store's lookup is checked here too: an item carrying another key is not
+            // the copy (a server that ignored the lookup's filter).
+            let found = found.filter(|item| item.link_key.as_ref() == Some(&intent.link_key));
             if let Some(item) = found {
+                let target_listing = match intent.target {
+                    Side::Crm => &mut crm,
+                    Side::Provider => &mut provider,
+                };
                 target_listing
                     .observed
                     .entry(item.id.clone())
@@ -930,24 +962,68 @@ impl<R: Record> Syncer<R> {
                         self.store(source_side)
                             .get(self.collection(source_side), &intent.source_id)
                     })
-                    .await?;
-                if let Some(item) = found {
-                    source_listing.observed.insert(
-                        intent.source_id.clone(),
-                        Observed::Present {
-                            item,
-                            modified: None,
-                        },
-                    );
+                    .await;
+                match found {
+                    Ok(Some(item)) => {
+                        source_listing.observed.insert(
+                            intent.source_id.clone(),
+                            Observed::Present {
+                                item,
+                                modified: None,
+                            },
+                        );
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        report.errors.push(RecordError::new(
+                            source_side,
+                            Some(intent.source_id.to_string()),
+                            &e,
+                        ));
+                        held.push(intent.clone());
+                    }
                 }
             }
         }
+        // Held intents are not handed to the executor (which clears the intents it is
+        // given): they stay in the state as they are.
+        intents.retain(|i| !held.contains(i));
 
         // 3. Deferred items are read again and planned with the rest. One that cannot be
         // read now stays deferred as it is (it is not handed to the executor, which clears
         // the deferred items it was given).
         let mut unreadable_deferred: HashSet<(Side, ItemId)> = HashSet::new();
+        // Records left out by the cap are read again only as far as the cap leaves room:
+        // at the cap, a run reads none of them (they stay deferred as they are, and the
+        // report still counts them as left out).
+        let mut cap_room = match self.options.guards.cap {
+            Some(cap)
+                if deferred
+                    .iter()
+                    .any(|d| d.reason == DeferredReason::CapReached) =>
+            {
+                Some(cap.saturating_sub(self.linked_count(&key).await?))
+            }
+            _ => None,
+        };
+        let mut cap_held = 0usize;
         for d in &deferred {
+            if d.reason == DeferredReason::CapReached
+                && let Some(room) = cap_room.as_mut()
+            {
+                let listed = match d.side {
+                    Side::Crm => crm.observed.contains_key(&d.id),
+                    Side::Provider => provider.observed.contains_key(&d.id),
+                };
+                if !listed {
+                    if *room == 0 {
+                        cap_held += 1;
+                        unreadable_deferred.insert((d.side, d.id.clone()));
+                        continue;
+                    }
+                    *room -= 1;
+                }
+            }
             let listing = match d.side {
                 Side::Crm => &mut crm,
                 Side::Provider => &mut provider,
@@ -1397,8 +1473,26 @@ impl<R: Record> Syncer<R> {
             s.cursor_expired = listing.expired;
             s.no_cursor = listing.no_cursor;
         }
-        report.errors.extend(crm.errors);
-        report.errors.extend(provider.errors);
+        report.errors.append(&mut crm.errors);
+        report.errors.append(&mut provider.errors);
+
+        // Records whose intent could not be resolved wait for the next run, untouched.
+        for intent in &held {
+            let (source_listing, target_listing) = match intent.target {
+                Side::Crm => (&mut provider, &mut crm),
+                Side::Provider => (&mut crm, &mut provider),
+            };
+            source_listing.observed.remove(&intent.source_id);
+            target_listing.observed.retain(|_, o| match o {
+                Observed::Present { item, .. } => item.link_key.as_ref() != Some(&intent.link_key),
+                Observed::Deleted => true,
+            });
+            let source = intent.source_id.as_str();
+            links.retain(|crm_id, link| match intent.target {
+                Side::Provider => crm_id.as_str() != source,
+                Side::Crm => link.remote_id.as_str() != source,
+            });
+        }
 
         let input = PlanInput {
             key: key.clone(),
@@ -1418,6 +1512,7 @@ impl<R: Record> Syncer<R> {
         };
         Ok(Declared {
             input,
+            cap_held,
             without_cursor: [
                 (Side::Crm, crm.no_cursor),
                 (Side::Provider, provider.no_cursor),
@@ -1646,8 +1741,13 @@ impl<R: Record> Syncer<R> {
                             let previous = m.previous.as_ref()?;
                             let pending = pending_writes(m);
                             (!pending.is_empty()).then(|| {
+                                // Added to the pending writes of earlier runs, which may
+                                // have landed as well.
                                 StateOp::PutLink(Link {
-                                    pending,
+                                    pending: merge_pending(
+                                        previous.pending.iter().cloned(),
+                                        pending,
+                                    ),
                                     ..previous.clone()
                                 })
                             })
@@ -1839,10 +1939,15 @@ impl<R: Record> Syncer<R> {
                             Some(Err(e)) => {
                                 // The create may have happened (a lost response): the intent
                                 // stays, so the next run looks the copy up by its link key.
+                                // Only a refusal that cannot have created anything clears
+                                // it. An invalid record is not one: a server may have stored
+                                // the copy and sent an answer we cannot read (a time without
+                                // offset, a field out of range), and it is the same error
+                                // kind as a refusal. Keeping the intent costs one lookup next
+                                // run; clearing it wrongly costs a duplicate every run.
                                 let definite = matches!(
                                     e.kind(),
-                                    ErrorKind::InvalidRecord { .. }
-                                        | ErrorKind::Unsupported
+                                    ErrorKind::Unsupported
                                         | ErrorKind::AccessDenied
                                         | ErrorKind::InvalidInput
                                 );
@@ -1988,6 +2093,24 @@ impl<R: Record> Syncer<R> {
                                         }
                                     }
                                 }
+                                // Earlier writes of the fields still not agreed may have
+                                // landed too (a lost answer, then this failure): their values
+                                // stay recognised as ours.
+                                let failed_fields: Vec<(Side, &str)> = failed
+                                    .iter()
+                                    .filter_map(|(side, _)| {
+                                        let w = match side {
+                                            Side::Crm => m.crm_write.as_ref(),
+                                            Side::Provider => m.provider_write.as_ref(),
+                                        }?;
+                                        Some(w.fields.iter().map(move |f| (*side, f.name())))
+                                    })
+                                    .flatten()
+                                    .collect();
+                                let earlier = previous.pending.iter().filter(|w| {
+                                    failed_fields.contains(&(w.side, w.field.as_str()))
+                                });
+                                let pending = merge_pending(earlier.cloned(), pending);
                                 baseline.hash = CanonicalRecord::hash_of(&baseline.field_hashes);
                                 state_ops.push(StateOp::PutLink(Link {
                                     baseline,
@@ -2073,10 +2196,19 @@ impl<R: Record> Syncer<R> {
                     Action::Skip { side, id, reason } => {
                         // Records left out for now (cap, side not written this run) are
                         // kept as deferred items so nothing is forgotten.
-                        if matches!(
-                            reason,
-                            SkipReason::CapReached | SkipReason::NotWrittenThisRun
-                        ) {
+                        if reason == SkipReason::CapReached {
+                            resolved_deferred.remove(&(side, id.clone()));
+                            let (attempts, since) = previous_attempts
+                                .get(&(side, id.clone()))
+                                .map_or((1, now), |(a, s)| (a + 1, *s));
+                            state_ops.push(StateOp::PutDeferred(Deferred {
+                                side,
+                                id: id.clone(),
+                                reason: DeferredReason::CapReached,
+                                attempts,
+                                since,
+                            }));
+                        } else if reason == SkipReason::NotWrittenThisRun {
                             let e = Error::new(ErrorKind::LimitReached, reason.to_string());
                             defer(side, id.clone(), &e, &mut state_ops, &mut resolved_deferred);
                         }
@@ -2155,6 +2287,32 @@ fn pending_writes<R: Record>(m: &Merge<R>) -> Vec<PendingWrite> {
         }
     }
     pending
+}
+
+/// Pending writes of earlier runs followed by new ones, without repeats, keeping the latest
+/// few values per side and field (a field failing run after run does not grow the link).
+fn merge_pending(
+    earlier: impl Iterator<Item = PendingWrite>,
+    new: Vec<PendingWrite>,
+) -> Vec<PendingWrite> {
+    const PER_FIELD: usize = 4;
+    let mut all: Vec<PendingWrite> = earlier.collect();
+    for w in new {
+        all.retain(|e| e != &w);
+        all.push(w);
+    }
+    // Keep the last PER_FIELD of each (side, field), in order.
+    let mut kept: Vec<PendingWrite> = Vec::with_capacity(all.len());
+    for (i, w) in all.iter().enumerate() {
+        let later = all[i + 1..]
+            .iter()
+            .filter(|e| e.side == w.side && e.field == w.field)
+            .count();
+        if later < PER_FIELD {
+            kept.push(w.clone());
+        }
+    }
+    kept
 }
 
 /// Whether a failed write may have been applied all the same (its answer was lost on the
