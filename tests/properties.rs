@@ -12,7 +12,8 @@
 //! colour field, never edited by the operations) so its copies can be recognised.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 48, sized for CI in debug);
-//! `PROPERTIES_SEED` picks another seed (the default is fixed, so CI is reproducible);
+//! `PROPERTIES_SEED` picks the seed of the random test (by default a fresh one from the clock,
+//! printed; the seeds that once failed run every time in their own test);
 //! `PROPERTIES_TRACE` prints every run's report, to debug a shrunk case.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -962,8 +963,12 @@ fn cases() -> u32 {
         .unwrap_or(48)
 }
 
-#[test]
-fn random_operations_policies_faults_and_crashes_keep_the_invariants() {
+/// Seeds that once failed at 10,000 cases, and the old default: run at every test run
+/// (their shrunk cases are also regression tests below).
+const FIXED_SEEDS: [u64; 6] = [0x00c0_ffee, 1, 2, 3, 42, 987_654_321];
+
+/// Runs the random scenarios from one seed; panics naming the seed on a failure.
+fn run_random(seed: u64) {
     let config = ProptestConfig {
         cases: cases(),
         failure_persistence: None,
@@ -973,11 +978,6 @@ fn random_operations_policies_faults_and_crashes_keep_the_invariants() {
     let fired: Mutex<BTreeMap<&'static str, usize>> = Mutex::default();
     let crashes = Mutex::new(0u32);
     let started = std::time::Instant::now();
-    // A fixed seed by default, so CI is reproducible; `PROPERTIES_SEED=<n>` explores others.
-    let seed: u64 = std::env::var("PROPERTIES_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x00c0_ffee);
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let rng = proptest::test_runner::TestRng::from_seed(
@@ -1002,14 +1002,45 @@ fn random_operations_policies_faults_and_crashes_keep_the_invariants() {
         outcome.result.map_err(TestCaseError::fail)
     });
     eprintln!(
-        "properties: {} cases in {:.1?}; faults fired: {:?}; simulated crashes: {}",
+        "properties: seed {seed}: {} cases in {:.1?}; faults fired: {:?}; simulated crashes: {}",
         cases(),
         started.elapsed(),
         fired.lock().unwrap(),
         crashes.lock().unwrap()
     );
     if let Err(e) = result {
-        panic!("{e}");
+        panic!(
+            "PROPERTIES_SEED={seed} fails (add its shrunk case as a regression test and the \
+             seed to FIXED_SEEDS): {e}"
+        );
+    }
+}
+
+/// A fresh seed each run (`PROPERTIES_SEED=<n>` picks one), printed so a failure can be
+/// replayed.
+#[test]
+fn random_operations_policies_faults_and_crashes_keep_the_invariants() {
+    let seed: u64 = std::env::var("PROPERTIES_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+    println!("PROPERTIES_SEED={seed}");
+    eprintln!("PROPERTIES_SEED={seed}");
+    run_random(seed);
+}
+
+/// The seeds that once failed, every time.
+#[test]
+fn the_seeds_that_once_failed_keep_the_invariants() {
+    if std::env::var_os("PROPERTIES_SEED").is_some() {
+        return; // exploring one seed: the random test runs it
+    }
+    for seed in FIXED_SEEDS {
+        run_random(seed);
     }
 }
 

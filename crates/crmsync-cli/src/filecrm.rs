@@ -539,6 +539,7 @@ impl<R: Record> RecordStore<R> for FileCrm<R> {
             upserts: Vec::new(),
             removals: Vec::new(),
             unreadable: Vec::new(),
+            left_out: Vec::new(),
             next: Continuation::Done(Cursor::new(format!(
                 "{CURSOR_PREFIX}{}:{}",
                 journal.epoch, journal.clock

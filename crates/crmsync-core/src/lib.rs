@@ -67,8 +67,8 @@ pub use state::{
 };
 pub use store::{
     CalendarStore, CalendarStoreExt, Capabilities, ChangePage, ChangesRequest, CollectionInfo,
-    ContactStore, ContactStoreExt, Continuation, FullChanges, RecordStore, RecordStoreExt, Removal,
-    RemovalReason, Stored, Unreadable, Upsert, Window, WriteOp, WriteOutcome,
+    ContactStore, ContactStoreExt, Continuation, FullChanges, LeftOut, RecordStore, RecordStoreExt,
+    Removal, RemovalReason, Stored, Unreadable, Upsert, Window, WriteOp, WriteOutcome,
 };
 pub use time::{Clock, ManualClock, RecordingSleeper, Sleeper, SystemClock, ThreadSleeper};
 pub use token::{AccessToken, RefreshToken, TokenKey, TokenSet, TokenStore};

@@ -218,6 +218,17 @@ pub struct Unreadable {
     pub error: Error,
 }
 
+/// A record a store listed but leaves out of the synced set, by the configuration's choice
+/// (a contact outside the contact group the account syncs): counted in the plan and the
+/// report as skipped, never synced, never read as a deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The item's id.
+    pub id: ItemId,
+    /// Why, for people ("not in contact group \"CRM\"").
+    pub reason: String,
+}
+
 /// What comes after a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Continuation {
@@ -241,6 +252,8 @@ pub struct ChangePage<R: Record> {
     pub removals: Vec<Removal>,
     /// Records that could not be read.
     pub unreadable: Vec<Unreadable>,
+    /// Records listed but left out of the synced set by the configuration.
+    pub left_out: Vec<LeftOut>,
     /// What follows this page.
     pub next: Continuation,
 }

@@ -614,6 +614,7 @@ impl RecordStore<Event> for GoogleCalendar {
             upserts: Vec::new(),
             removals: Vec::new(),
             unreadable: Vec::new(),
+            left_out: Vec::new(),
             next: crate::client::continuation(&page, what)?,
         };
         let items = crate::client::array_field(&page, "items", what)?;

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_core::{
     Capabilities, ChangePage, ChangesRequest, Clock, CollectionId, CollectionInfo, Contact,
-    ContactField, ContactStore, Continuation, Cursor, Error, ErrorKind, Field, ItemId, LinkKey,
-    Photo, Record, RecordStore, Removal, RemovalReason, Result, Stored, SystemClock, Unreadable,
-    Upsert, Version, WriteOp, WriteOutcome,
+    ContactField, ContactStore, Continuation, Cursor, Error, ErrorKind, Field, ItemId, LeftOut,
+    LinkKey, Photo, Record, RecordStore, Removal, RemovalReason, Result, Stored, SystemClock,
+    Unreadable, Upsert, Version, WriteOp, WriteOutcome,
 };
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -763,6 +763,14 @@ impl GoogleContacts {
         }
     }
 
+    /// Why a person outside the synced set is left out, for the plan and the report.
+    fn left_out_reason(scope: &Option<Option<String>>) -> String {
+        match scope {
+            Some(Some(rn)) => format!("not a member of the synced contact group ({rn})"),
+            _ => "the synced contact group does not exist yet".to_owned(),
+        }
+    }
+
     // ------------------------------------------------------------------ single writes
 
     async fn create_unlocked(
@@ -1265,6 +1273,7 @@ impl GoogleContacts {
             upserts: Vec::new(),
             removals: Vec::new(),
             unreadable: Vec::new(),
+            left_out: Vec::new(),
             next,
         };
         // `connections` is omitted on empty pages (G-PPL-2).
@@ -1339,6 +1348,10 @@ impl GoogleContacts {
             // set (not a deletion).
             self.left_out
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            out.left_out.push(LeftOut {
+                id: wire.id.clone(),
+                reason: Self::left_out_reason(scope),
+            });
             if incremental {
                 out.removals.push(Removal {
                     id: wire.id,

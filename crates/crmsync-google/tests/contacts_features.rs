@@ -636,7 +636,7 @@ async fn contacts_named_contacts_is_the_whole_address_book() {
     }
 }
 
-/// A contact left out by a group filter is counted (the engine cannot report it yet).
+/// A contact left out by a group filter is counted: a skip in the plan and the report.
 #[tokio::test]
 async fn contacts_outside_the_synced_group_are_counted() {
     let w = World::with_config(|c| c.with_contact_group("CRM")).await;
@@ -654,9 +654,24 @@ async fn contacts_outside_the_synced_group_are_counted() {
         }
         w.env.fake.seed_contact(person);
     }
+    let outside = |reason: &crmsync_core::engine::SkipReason| matches!(reason, crmsync_core::engine::SkipReason::OutsideSelection(why) if why.contains(&group));
+    let plan = w.syncer().plan().await.unwrap();
+    let skipped = plan
+        .actions
+        .iter()
+        .filter(
+            |a| matches!(a, crmsync_core::engine::Action::Skip { reason, .. } if outside(reason)),
+        )
+        .count();
+    assert_eq!(skipped, 80, "{plan}");
     let report = w.sync().await;
     assert_eq!(report.crm.created, 20, "{report}");
     assert_eq!(w.store.left_out(), 80);
+    assert_eq!(
+        report.skipped.iter().filter(|s| outside(&s.reason)).count(),
+        80,
+        "{report}"
+    );
     // Starred: a system group, never created, no group request.
     let w = World::with_config(|c| c.with_contact_group("Starred")).await;
     w.env.fake.seed_contact(json!({

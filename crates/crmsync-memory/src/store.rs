@@ -393,6 +393,7 @@ impl<R: Record> Data<R> {
             upserts: Vec::new(),
             removals: Vec::new(),
             unreadable: Vec::new(),
+            left_out: Vec::new(),
             next: Continuation::Done(self.encode_cursor(collection, position.to)?),
         };
         if self

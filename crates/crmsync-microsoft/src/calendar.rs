@@ -598,6 +598,7 @@ impl RecordStore<Event> for GraphCalendar {
             upserts: Vec::new(),
             removals: Vec::new(),
             unreadable: Vec::new(),
+            left_out: Vec::new(),
             next: Continuation::Done(Cursor::new("pending")?),
         };
         let all_fields = Self::capabilities_literal().fields.map_or(0, |f| f.len());

@@ -836,6 +836,7 @@ impl RecordStore<Contact> for GraphContacts {
             upserts: Vec::new(),
             removals: Vec::new(),
             unreadable: Vec::new(),
+            left_out: Vec::new(),
             next: Continuation::Done(Cursor::new("pending")?),
         };
         for item in items(&body) {

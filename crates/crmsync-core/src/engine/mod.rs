@@ -266,6 +266,8 @@ struct Listing<R: Record> {
     no_cursor: bool,
     listed: u64,
     errors: Vec<RecordError>,
+    /// Records the store left out of the synced set (a contact-group filter).
+    left_out: Vec<crate::store::LeftOut>,
 }
 
 impl<R: Record> Listing<R> {
@@ -280,6 +282,7 @@ impl<R: Record> Listing<R> {
             no_cursor: false,
             listed: 0,
             errors: Vec::new(),
+            left_out: Vec::new(),
         }
     }
 }
@@ -293,6 +296,8 @@ struct Declared<R: Record> {
     without_cursor: Vec<Side>,
     /// Records left out by the cap in an earlier run and not read again in this one.
     cap_held: usize,
+    /// Records the stores left out of the synced set, per side.
+    left_out: Vec<(Side, crate::store::LeftOut)>,
     intents: Vec<Intent>,
     deferred: Vec<Deferred>,
     report: SyncReport,
@@ -416,7 +421,10 @@ impl<R: Record> Syncer<R> {
         let declared = self
             .declare(RunKind::Plan, None, WritableSides::BOTH, &requests)
             .await?;
-        Ok(plan::plan(&declared.input))
+        Ok(with_left_out(
+            plan::plan(&declared.input),
+            declared.left_out,
+        ))
     }
 
     /// A two-way sync under the policy.
@@ -608,6 +616,7 @@ impl<R: Record> Syncer<R> {
             provider_cursor,
             without_cursor,
             cap_held,
+            left_out,
             intents,
             deferred,
             mut report,
@@ -615,7 +624,7 @@ impl<R: Record> Syncer<R> {
         let window = input.window;
         let linked_total = input.linked_total;
         self.progress(Phase::Planning, 0, None);
-        let plan = plan::plan(&input);
+        let plan = with_left_out(plan::plan(&input), left_out);
         report.limit = plan.limit.clone();
         if cap_held > 0
             && let Some(cap) = self.options.guards.cap
@@ -837,6 +846,7 @@ impl<R: Record> Syncer<R> {
                     }
                 }
             }
+            listing.left_out.extend(page.left_out);
             for bad in page.unreadable {
                 listing.errors.push(RecordError::new(
                     side,
@@ -1494,6 +1504,27 @@ impl<R: Record> Syncer<R> {
             });
         }
 
+        let left_out = {
+            let mut all = Vec::new();
+            let remote_linked: HashSet<&str> = if provider.left_out.is_empty() {
+                HashSet::new()
+            } else {
+                links.values().map(|l| l.remote_id.as_str()).collect()
+            };
+            for (side, listing) in [(Side::Crm, &mut crm), (Side::Provider, &mut provider)] {
+                let linked = |id: &ItemId| match side {
+                    Side::Crm => links.contains_key(id.as_str()),
+                    Side::Provider => remote_linked.contains(id.as_str()),
+                };
+                for l in std::mem::take(&mut listing.left_out) {
+                    if !listing.observed.contains_key(&l.id) && !linked(&l.id) {
+                        all.push((side, l));
+                    }
+                }
+            }
+            all
+        };
+
         let input = PlanInput {
             key: key.clone(),
             now,
@@ -1513,6 +1544,7 @@ impl<R: Record> Syncer<R> {
         Ok(Declared {
             input,
             cap_held,
+            left_out,
             without_cursor: [
                 (Side::Crm, crm.no_cursor),
                 (Side::Provider, provider.no_cursor),
@@ -2267,6 +2299,22 @@ impl<R: Record> Syncer<R> {
         }
         Ok(written)
     }
+}
+
+/// The plan with a skip for each record a store left out of the synced set, so the dry
+/// run and the report count them.
+fn with_left_out<R: Record>(
+    mut plan: Plan<R>,
+    left_out: Vec<(Side, crate::store::LeftOut)>,
+) -> Plan<R> {
+    for (side, l) in left_out {
+        plan.actions.push(Action::Skip {
+            side,
+            id: l.id,
+            reason: SkipReason::OutsideSelection(l.reason),
+        });
+    }
+    plan
 }
 
 /// The values a merge is about to write, per side and field.

@@ -233,6 +233,9 @@ pub enum SkipReason {
     /// A provider copy of ours whose CRM record was deleted while the policy kept the copy
     /// (or while the pair was not linked): it is not copied back over the deletion.
     CounterpartDeleted(String),
+    /// The store leaves it out of the synced set by the configuration's choice (a contact
+    /// outside the synced contact group); the reason says which.
+    OutsideSelection(String),
 }
 
 impl fmt::Display for SkipReason {
@@ -253,6 +256,7 @@ impl fmt::Display for SkipReason {
             SkipReason::NotWrittenThisRun => {
                 f.write_str("the other side is not written in this run")
             }
+            SkipReason::OutsideSelection(why) => write!(f, "left out: {why}"),
         }
     }
 }
