@@ -1036,9 +1036,6 @@ fn random_operations_policies_faults_and_crashes_keep_the_invariants() {
 /// The seeds that once failed, every time.
 #[test]
 fn the_seeds_that_once_failed_keep_the_invariants() {
-    if std::env::var_os("PROPERTIES_SEED").is_some() {
-        return; // exploring one seed: the random test runs it
-    }
     for seed in FIXED_SEEDS {
         run_random(seed);
     }

@@ -115,10 +115,9 @@ fn cal_tz(cal: &Calendar) -> Tz {
 
 // ---------------------------------------------------------------- server quirks
 
-/// A way a server other than Google answers (see the module docs). Kept per fake in its
-/// state under a reserved sync-token key, as the People full-sync quota is (`#` never occurs
-/// in issued tokens, and the collection matches no listing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A way a server other than Google answers (see the module docs), switched on per fake
+/// (`State::quirks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Quirk {
     /// Timed `dateTime`s are echoed without offset, as wall times in their `timeZone`.
     WallTimes,
@@ -134,39 +133,18 @@ pub(crate) enum Quirk {
     IgnoredLookupFilters,
 }
 
-const QUIRK_COLLECTION: &str = "#quirk";
-
-fn quirk_key(quirk: Quirk) -> String {
-    format!("#quirk {quirk:?}")
-}
-
 /// Whether the fake has this quirk.
 pub(crate) fn has_quirk(st: &State, quirk: Quirk) -> bool {
-    st.sync_tokens
-        .get(&quirk_key(quirk))
-        .is_some_and(|p| p.collection == QUIRK_COLLECTION)
+    st.quirks.contains(&quirk)
 }
 
 /// Switches a quirk on or off.
 pub(crate) fn set_quirk(st: &mut State, quirk: Quirk, on: bool) {
-    let key = quirk_key(quirk);
-    if !on {
-        st.sync_tokens.remove(&key);
-        return;
+    if on {
+        st.quirks.insert(quirk);
+    } else {
+        st.quirks.remove(&quirk);
     }
-    let now = st.now();
-    st.sync_tokens.insert(
-        key,
-        SyncPoint {
-            user: String::new(),
-            collection: QUIRK_COLLECTION.into(),
-            seq: 0,
-            window: (None, None),
-            fields: String::new(),
-            full_sync_at: now,
-            valid: false,
-        },
-    );
 }
 
 /// Rewrites the timed `dateTime`s of a rendered event as wall times without offset when

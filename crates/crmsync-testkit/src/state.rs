@@ -176,6 +176,9 @@ pub(crate) struct State {
     pub(crate) people_latency: std::time::Duration,
     pub(crate) people_in_flight: HashMap<String, usize>,
     pub(crate) people_peak: usize,
+    /// Server behaviours the documentation allows and Google itself does not show (see
+    /// `calendar::Quirk`), switched on by tests.
+    pub(crate) quirks: std::collections::HashSet<crate::calendar::Quirk>,
 }
 
 impl State {
@@ -204,6 +207,7 @@ impl State {
             people_latency: std::time::Duration::ZERO,
             people_in_flight: HashMap::new(),
             people_peak: 0,
+            quirks: std::collections::HashSet::new(),
         };
         s.ensure_user(default_user);
         s
