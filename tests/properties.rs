@@ -870,18 +870,23 @@ impl Machine {
                                     .map(|(_, _, v)| v.clone()),
                             )
                             .collect(),
-                        (Some(v), None) | (None, Some(v)) => {
-                            // Edited on one side only: the last edit wins (unless edits came
-                            // from both sides; then either last value may have won).
-                            vec![v]
-                        }
+                        // Edited on one side only: the last edit wins, exactly.
+                        (Some(v), None) | (None, Some(v)) => vec![v],
+                        // Tolerated ambiguity 1: edited on both sides between two agreements.
+                        // Why: that is a conflict, settled by the policy's strategy, and the
+                        // checker does not model the stores' modification times that
+                        // `Newest` reads, so either side's last value may win. What a user
+                        // sees: the report lists the conflict, the field and the winner.
                         (Some(a), Some(b)) => vec![a, b],
                     };
                 if l.crash_exposed {
-                    // Known gap: a crash between a create and its link leaves no baseline
-                    // for the pair (intents do not carry one), so an edit of the copy made
-                    // before the relink is a conflict settled by the strategy. Any value
-                    // written to the field is accepted then.
+                    // Tolerated ambiguity 2: a crash between a create and its link leaves
+                    // no baseline for the pair (intents do not carry one). Why: the next run
+                    // relinks the copy by its link key as a first link, where neither value
+                    // is an edit, so an edit of either copy made before the relink is
+                    // settled as a first-link conflict (a filled value beats an empty one,
+                    // then the strategy). Any value written to the field is accepted then.
+                    // What a user sees: the report lists that conflict and its winner.
                     expected.push(l.initial.comparable(f));
                     expected.extend(
                         l.edits
