@@ -15,6 +15,7 @@
 //! | 410 (`syncStateNotFound`, `resyncRequired`, …) | `CursorExpired` |
 //! | 412 | `PreconditionFailed` |
 //! | 429, 503 (`ApplicationThrottled`, `MailboxConcurrency`, …) | `RateLimited` (with `Retry-After` when sent) |
+//! | 400 about the URL rather than the body (`ErrorInvalidUrlQuery…`, `ErrorInvalidIdMalformed`, a `$filter` refused) | `Provider`: the server refused our query, nothing a record can fix |
 //! | other 400 | `InvalidRecord` |
 //! | anything else | `Provider` |
 //!
@@ -129,6 +130,9 @@ fn graph_error(
         410 => ErrorKind::CursorExpired,
         412 => ErrorKind::PreconditionFailed,
         429 | 503 => ErrorKind::RateLimited { retry_after },
+        // A refused query (a `$filter` the server does not take, an id it cannot parse) is
+        // not the record's fault: "fix the field named in the message" would mislead.
+        400 if is_query_refusal(code) => ErrorKind::Provider,
         400 => ErrorKind::InvalidRecord {
             field: None,
             reason: if message.is_empty() {
@@ -140,6 +144,14 @@ fn graph_error(
         _ => ErrorKind::Provider,
     };
     Error::new(kind, detail)
+}
+
+/// Whether a 400's Graph code says the URL (query options, an id in the path) was refused.
+fn is_query_refusal(code: &str) -> bool {
+    code.starts_with("ErrorInvalidUrlQuery")
+        || code == "ErrorInvalidIdMalformed"
+        || code == "ErrorInvalidUrl"
+        || code == "Request_UnsupportedQuery"
 }
 
 /// The AADSTS description without its trace, correlation and timestamp tail.
@@ -274,5 +286,17 @@ mod tests {
         }
         let declined = serde_json::json!({"error": "authorization_declined"}).to_string();
         assert_eq!(kind(400, &declined), ErrorKind::AccessDenied);
+        // A refused query is the server's answer to our URL, not an invalid record.
+        assert_eq!(
+            kind(
+                400,
+                &odata("ErrorInvalidUrlQueryFilter", "The $filter is not supported")
+            ),
+            ErrorKind::Provider
+        );
+        assert_eq!(
+            kind(400, &odata("ErrorInvalidIdMalformed", "Id is malformed.")),
+            ErrorKind::Provider
+        );
     }
 }

@@ -924,7 +924,10 @@ impl<R: Record> Syncer<R> {
         // run's: its intent stays and its source is held back from this run's plan, so no
         // second create goes out while the first may exist (the next run looks again).
         let mut intents = self.state.intents(&key).await?;
-        let deferred = self.state.deferred(&key).await?;
+        let mut deferred = self.state.deferred(&key).await?;
+        // In a fixed order, whatever order the state keeps them in (reproducible runs).
+        intents.sort_by(|a, b| (a.target, &a.source_id).cmp(&(b.target, &b.source_id)));
+        deferred.sort_by(|a, b| (a.side, &a.id).cmp(&(b.side, &b.id)));
         let mut held: Vec<Intent> = Vec::new();
         for intent in &intents {
             let source_side = intent.target.opposite();
@@ -1067,7 +1070,6 @@ impl<R: Record> Syncer<R> {
                 }
             }
         }
-        let mut deferred = deferred;
         deferred.retain(|d| !unreadable_deferred.contains(&(d.side, d.id.clone())));
 
         // 4. Links of everything observed (all of them after a full listing), including the
@@ -1251,6 +1253,10 @@ impl<R: Record> Syncer<R> {
                     }
                 }
             }
+            // In id order, so a run's calls (and a test's injected faults) do not depend on
+            // a hash map's order.
+            wanted.sort();
+            wanted.dedup();
             for id in wanted {
                 // Linked elsewhere? Then the copy is a duplicate; the planner says so.
                 let existing = match other {
@@ -1311,6 +1317,7 @@ impl<R: Record> Syncer<R> {
                     missing.push((id, inside));
                 }
             }
+            missing.sort();
             for (id, inside) in missing {
                 if !inside {
                     continue;
@@ -1377,6 +1384,7 @@ impl<R: Record> Syncer<R> {
                     moves.push((link.crm_id.clone(), old, item.id.clone()));
                 }
             }
+            moves.sort();
             for (crm_id, old, new) in moves {
                 let gone = match listing.observed.get(&old) {
                     Some(Observed::Deleted) => true,
@@ -1459,6 +1467,7 @@ impl<R: Record> Syncer<R> {
                         .push(RecordError::new(side, Some(id.to_string()), &e)),
                 }
             }
+            unlinked.sort();
             for id in unlinked {
                 let found = self
                     .retrying(side, requests, || {
