@@ -1022,6 +1022,7 @@ pub async fn check_deferred_round_trip_and_clear(target: &StateTarget<'_>) -> Ou
     let pending = deferred(Side::Crm, "crm-8", DeferredReason::DeletionPending, 3);
     // Same id, other side: a different item.
     let other_side = deferred(Side::Provider, "crm-8", DeferredReason::DeletionPending, 1);
+    let over_cap = deferred(Side::Crm, "crm-9", DeferredReason::CapReached, 2);
     commit(
         state,
         RULE,
@@ -1031,6 +1032,7 @@ pub async fn check_deferred_round_trip_and_clear(target: &StateTarget<'_>) -> Ou
             StateOp::PutDeferred(fatal.clone()),
             StateOp::PutDeferred(pending.clone()),
             StateOp::PutDeferred(other_side.clone()),
+            StateOp::PutDeferred(over_cap.clone()),
         ],
     )
     .await;
@@ -1041,10 +1043,21 @@ pub async fn check_deferred_round_trip_and_clear(target: &StateTarget<'_>) -> Ou
             failed.clone(),
             fatal.clone(),
             pending.clone(),
-            other_side.clone()
+            other_side.clone(),
+            over_cap.clone()
         ]),
         "every deferred item must be listed with its reason, attempts and since"
     );
+    commit(
+        state,
+        RULE,
+        &key,
+        vec![StateOp::ClearDeferred {
+            side: over_cap.side,
+            id: over_cap.id.clone(),
+        }],
+    )
+    .await;
 
     let retried = Deferred {
         attempts: 1,
