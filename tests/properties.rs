@@ -970,7 +970,15 @@ fn cases() -> u32 {
 
 /// Seeds that once failed at 10,000 cases, and the old default: run at every test run
 /// (their shrunk cases are also regression tests below).
-const FIXED_SEEDS: [u64; 6] = [0x00c0_ffee, 1, 2, 3, 42, 987_654_321];
+const FIXED_SEEDS: [u64; 7] = [
+    0x00c0_ffee,
+    1,
+    2,
+    3,
+    42,
+    987_654_321,
+    1_796_678_244_114_825_907,
+];
 
 /// Runs the random scenarios from one seed; panics naming the seed on a failure.
 fn run_random(seed: u64) {
@@ -1484,4 +1492,60 @@ fn regression_field_changed_back_around_a_crash() {
         let outcome = run_case(&s, options(false));
         assert_eq!(outcome.result, Ok(()), "conflicts = {conflicts:?}");
     }
+}
+
+/// Seed 1796678244114825907 at 10,000 cases (issue 10): a link outlived its provider copy
+/// under CRM faults.
+#[test]
+fn regression_link_of_a_gone_provider_record_under_crm_faults() {
+    use Op::*;
+    let crm = || Create {
+        side: Side::Crm,
+        day: 0,
+    };
+    let s = Scenario {
+        preset: "two_way",
+        conflicts: ConflictStrategy::CrmWins,
+        deletions: (DeletionMode::Propagate, DeletionMode::Propagate),
+        seeds: (1_367_627_181_823_950_322, 0),
+        fault_probability: 0.3,
+        ops: vec![
+            crm(),
+            Sync,
+            crm(),
+            crm(),
+            Edit {
+                side: Side::Crm,
+                pick: 0,
+                edit: EditKind::Title,
+            },
+            Edit {
+                side: Side::Crm,
+                pick: 0,
+                edit: EditKind::Private,
+            },
+            Edit {
+                side: Side::Provider,
+                pick: 0,
+                edit: EditKind::Location,
+            },
+            Sync,
+            Delete {
+                side: Side::Provider,
+                pick: 8_401_430_302_264_224_093,
+            },
+            Create {
+                side: Side::Provider,
+                day: 0,
+            },
+            Sync,
+            Sync,
+            crm(),
+            Sync,
+            crm(),
+            crm(),
+        ],
+    };
+    let outcome = run_case(&s, options(false));
+    assert_eq!(outcome.result, Ok(()));
 }

@@ -1495,21 +1495,43 @@ impl<R: Record> Syncer<R> {
         report.errors.append(&mut crm.errors);
         report.errors.append(&mut provider.errors);
 
-        // Records whose intent could not be resolved wait for the next run, untouched.
+        // Records whose intent could not be resolved wait for the next run, untouched: the
+        // source, its linked counterpart if it has one (a deleted copy being recreated), any
+        // copy carrying the intent's key, and their deferred items, which stay in the state
+        // as they are (the executor clears only the deferred items it is given, so a
+        // deletion observed through one is not forgotten).
         for intent in &held {
+            let source_side = intent.target.opposite();
+            let source = intent.source_id.as_str();
+            let link = links
+                .iter()
+                .find(|(crm_id, link)| match intent.target {
+                    Side::Provider => crm_id.as_str() == source,
+                    Side::Crm => link.remote_id.as_str() == source,
+                })
+                .map(|(crm_id, link)| (crm_id.clone(), link.clone()));
+            let counterpart: Option<ItemId> = link.as_ref().map(|(_, l)| match intent.target {
+                Side::Provider => l.remote_id.clone().into(),
+                Side::Crm => l.crm_id.clone().into(),
+            });
             let (source_listing, target_listing) = match intent.target {
                 Side::Crm => (&mut provider, &mut crm),
                 Side::Provider => (&mut crm, &mut provider),
             };
             source_listing.observed.remove(&intent.source_id);
+            if let Some(c) = &counterpart {
+                target_listing.observed.remove(c);
+            }
             target_listing.observed.retain(|_, o| match o {
                 Observed::Present { item, .. } => item.link_key.as_ref() != Some(&intent.link_key),
                 Observed::Deleted => true,
             });
-            let source = intent.source_id.as_str();
-            links.retain(|crm_id, link| match intent.target {
-                Side::Provider => crm_id.as_str() != source,
-                Side::Crm => link.remote_id.as_str() != source,
+            if let Some((crm_id, _)) = &link {
+                links.remove(crm_id);
+            }
+            deferred.retain(|d| {
+                !((d.side == source_side && d.id == intent.source_id)
+                    || (d.side == intent.target && Some(&d.id) == counterpart.as_ref()))
             });
         }
 
