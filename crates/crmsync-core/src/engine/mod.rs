@@ -679,8 +679,9 @@ impl<R: Record> Syncer<R> {
     }
 
     /// Calls a store, retrying retryable errors when the store does not retry its own calls
-    /// (see [`Capabilities::retries_itself`](crate::store::Capabilities::retries_itself)): exactly one policy decides the retries of
-    /// any call. Waits as the error asks (`Retry-After`), else backs off exponentially.
+    /// (see [`Capabilities::retries_itself`](crate::store::Capabilities::retries_itself)):
+    /// exactly one policy decides the retries of any call. Waits as the error asks
+    /// (`Retry-After`), else backs off exponentially.
     async fn retrying<T, Fut>(
         &self,
         side: Side,
@@ -690,17 +691,16 @@ impl<R: Record> Syncer<R> {
     where
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let retries = if self.store(side).capabilities().retries_itself {
-            0
-        } else {
-            self.options.max_retries
-        };
         let mut attempt = 0;
         loop {
             requests.add(side, 1);
             match call().await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < retries => {
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < self.options.max_retries
+                        && !self.store(side).capabilities().retries_itself =>
+                {
                     let wait = e
                         .retry_after()
                         .unwrap_or(Duration::from_millis(500 * (1 << attempt.min(6))));
@@ -1503,36 +1503,40 @@ impl<R: Record> Syncer<R> {
         for intent in &held {
             let source_side = intent.target.opposite();
             let source = intent.source_id.as_str();
-            let link = links
-                .iter()
-                .find(|(crm_id, link)| match intent.target {
-                    Side::Provider => crm_id.as_str() == source,
-                    Side::Crm => link.remote_id.as_str() == source,
+            // The pair the source belongs to, if linked: its CRM id and the counterpart.
+            let pair: Option<(CrmId, ItemId)> = links
+                .values()
+                .find(|l| match intent.target {
+                    Side::Provider => l.crm_id.as_str() == source,
+                    Side::Crm => l.remote_id.as_str() == source,
                 })
-                .map(|(crm_id, link)| (crm_id.clone(), link.clone()));
-            let counterpart: Option<ItemId> = link.as_ref().map(|(_, l)| match intent.target {
-                Side::Provider => l.remote_id.clone().into(),
-                Side::Crm => l.crm_id.clone().into(),
-            });
+                .map(|l| {
+                    let counterpart = match intent.target {
+                        Side::Provider => l.remote_id.clone().into(),
+                        Side::Crm => l.crm_id.clone().into(),
+                    };
+                    (l.crm_id.clone(), counterpart)
+                });
+            let counterpart = pair.as_ref().map(|(_, c)| c);
             let (source_listing, target_listing) = match intent.target {
                 Side::Crm => (&mut provider, &mut crm),
                 Side::Provider => (&mut crm, &mut provider),
             };
             source_listing.observed.remove(&intent.source_id);
-            if let Some(c) = &counterpart {
+            if let Some(c) = counterpart {
                 target_listing.observed.remove(c);
             }
             target_listing.observed.retain(|_, o| match o {
                 Observed::Present { item, .. } => item.link_key.as_ref() != Some(&intent.link_key),
                 Observed::Deleted => true,
             });
-            if let Some((crm_id, _)) = &link {
-                links.remove(crm_id);
-            }
             deferred.retain(|d| {
                 !((d.side == source_side && d.id == intent.source_id)
-                    || (d.side == intent.target && Some(&d.id) == counterpart.as_ref()))
+                    || (d.side == intent.target && Some(&d.id) == counterpart))
             });
+            if let Some((crm_id, _)) = &pair {
+                links.remove(crm_id);
+            }
         }
 
         let left_out = {
@@ -1723,11 +1727,11 @@ impl<R: Record> Syncer<R> {
                 ..d
             }));
         }
-        let defer = |side: Side,
-                     id: ItemId,
-                     error: &Error,
-                     ops: &mut Vec<StateOp>,
-                     resolved: &mut HashSet<(Side, ItemId)>| {
+        let defer_as = |side: Side,
+                        id: ItemId,
+                        reason: DeferredReason,
+                        ops: &mut Vec<StateOp>,
+                        resolved: &mut HashSet<(Side, ItemId)>| {
             resolved.remove(&(side, id.clone()));
             let (attempts, since) = previous_attempts
                 .get(&(side, id.clone()))
@@ -1735,13 +1739,21 @@ impl<R: Record> Syncer<R> {
             ops.push(StateOp::PutDeferred(Deferred {
                 side,
                 id,
-                reason: DeferredReason::Failed {
-                    error: error.to_string(),
-                    retryable: error.is_retryable(),
-                },
+                reason,
                 attempts,
                 since,
             }));
+        };
+        let defer = |side: Side,
+                     id: ItemId,
+                     error: &Error,
+                     ops: &mut Vec<StateOp>,
+                     resolved: &mut HashSet<(Side, ItemId)>| {
+            let reason = DeferredReason::Failed {
+                error: error.to_string(),
+                retryable: error.is_retryable(),
+            };
+            defer_as(side, id, reason, ops, resolved);
         };
 
         // Intents of this run's creates are written before the creates are sent.
@@ -2260,17 +2272,13 @@ impl<R: Record> Syncer<R> {
                         // Records left out for now (cap, side not written this run) are
                         // kept as deferred items so nothing is forgotten.
                         if reason == SkipReason::CapReached {
-                            resolved_deferred.remove(&(side, id.clone()));
-                            let (attempts, since) = previous_attempts
-                                .get(&(side, id.clone()))
-                                .map_or((1, now), |(a, s)| (a + 1, *s));
-                            state_ops.push(StateOp::PutDeferred(Deferred {
+                            defer_as(
                                 side,
-                                id: id.clone(),
-                                reason: DeferredReason::CapReached,
-                                attempts,
-                                since,
-                            }));
+                                id.clone(),
+                                DeferredReason::CapReached,
+                                &mut state_ops,
+                                &mut resolved_deferred,
+                            );
                         } else if reason == SkipReason::NotWrittenThisRun {
                             let e = Error::new(ErrorKind::LimitReached, reason.to_string());
                             defer(side, id.clone(), &e, &mut state_ops, &mut resolved_deferred);
